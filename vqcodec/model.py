@@ -1,0 +1,204 @@
+"""The VQ-VAE: encoder, (residual) vector quantiser, decoder, in one ``keras.Model``.
+
+Training is plain ``compile(optimizer=...)`` + ``fit(x)``: the loss is built in
+``compute_loss`` (reconstruction MSE plus the quantiser's losses), which every
+Keras backend's ``train_step`` calls, so there is no backend-specific code.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from vqcodec.quantizer import ResidualVectorQuantizer
+
+__all__ = ["VQVAEModel"]
+
+
+@keras.saving.register_keras_serializable(package="vqcodec")
+class VQVAEModel(keras.Model):
+    """Encoder -> residual vector quantiser -> decoder.
+
+    With ``num_stages=1`` (the default) this is the classic VQ-VAE and
+    ``encode_to_indices`` returns one index per latent vector
+    (``latent.shape[:-1]``); with more stages the indices carry a trailing
+    stage axis and ``num_stages=n`` at inference picks the rate.
+
+    ``coding_tables`` (optional) is the entropy coder's integer frequency
+    table, kept as model state so that weights and tables travel together in
+    one ``.keras`` file.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        num_embeddings: int,
+        embedding_dim: int,
+        commitment_cost: float = 0.25,
+        use_ema: bool = False,
+        ema_decay: float = 0.99,
+        epsilon: float = 1e-5,
+        reconstruction_loss_weight: float = 1.0,
+        quantizer_initializer="uniform",
+        num_stages: int = 1,
+        stage_dropout: bool = True,
+        dead_code_threshold: float = 0.0,
+        coding_table_shape: tuple[int, ...] | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.commitment_cost = float(commitment_cost)
+        self.use_ema = bool(use_ema)
+        self.ema_decay = float(ema_decay)
+        self.epsilon = float(epsilon)
+        self.reconstruction_loss_weight = float(reconstruction_loss_weight)
+        self.quantizer_initializer = quantizer_initializer
+        self.num_stages = int(num_stages)
+        self.stage_dropout = bool(stage_dropout)
+        self.dead_code_threshold = float(dead_code_threshold)
+        self.seed = seed
+        self.quantizer = ResidualVectorQuantizer(
+            num_stages=num_stages,
+            num_embeddings=num_embeddings,
+            embedding_dim=embedding_dim,
+            commitment_cost=commitment_cost,
+            use_ema=use_ema,
+            ema_decay=ema_decay,
+            epsilon=epsilon,
+            initializer=quantizer_initializer,
+            dead_code_threshold=dead_code_threshold,
+            stage_dropout=stage_dropout,
+            seed=seed,
+            name="quantizer",
+        )
+        self.coding_tables = None
+        if coding_table_shape is not None:
+            self._add_coding_tables(tuple(coding_table_shape))
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.vq_loss_tracker = keras.metrics.Mean(name="vq_loss")
+        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        self.usage_tracker = keras.metrics.Mean(name="codebook_usage")
+
+    # -- building blocks of the public API ---------------------------------
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        latent_shape = self.encoder.compute_output_shape(input_shape)
+        self.quantizer.build(latent_shape)
+        self.decoder.build(latent_shape)
+        self.built = True
+
+    def encode(self, x):
+        """Continuous latents ``z_e`` (before quantisation)."""
+        return self.encoder(x)
+
+    def quantize_latents(self, latents, num_stages: int | None = None):
+        """Quantised latents ``z_q`` using the first ``num_stages`` stages."""
+        return self.quantizer(latents, training=False, num_stages=num_stages)
+
+    def decode(self, latents):
+        """Reconstruction from (quantised) latents."""
+        return self.decoder(latents)
+
+    def encode_to_indices(self, x, num_stages: int | None = None):
+        """Codebook indices for inputs ``x``.
+
+        Shape ``latent.shape[:-1]`` for a one-stage model, else
+        ``latent.shape[:-1] + (num_stages,)``.
+        """
+        indices = self.quantizer.get_code_indices(self.encode(x), num_stages=num_stages)
+        if self.num_stages == 1:
+            indices = indices[..., 0]
+        return indices
+
+    def decode_from_indices(self, indices):
+        """Reconstruction from indices as returned by :meth:`encode_to_indices`."""
+        indices = ops.convert_to_tensor(indices)
+        if self.num_stages == 1:
+            indices = indices[..., None]
+        latents = self.quantizer.lookup(indices)
+        return self.decode(ops.cast(latents, self.decoder.compute_dtype))
+
+    def call(self, x, training=None, num_stages=None):
+        latents = self.encode(x)
+        quantized = self.quantizer(latents, training=training, num_stages=num_stages)
+        return self.decode(quantized)
+
+    # -- training -----------------------------------------------------------
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        target = x if y is None else y
+        reconstruction = self.reconstruction_loss_weight * ops.mean(
+            ops.square(ops.cast(target, "float32") - ops.cast(y_pred, "float32"))
+        )
+        vq_loss = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in self.losses]))
+        total = reconstruction + vq_loss
+        self.reconstruction_loss_tracker.update_state(reconstruction)
+        self.vq_loss_tracker.update_state(vq_loss)
+        if training:
+            self.perplexity_tracker.update_state(ops.mean(ops.stack(self.quantizer.perplexities)))
+            self.usage_tracker.update_state(ops.mean(ops.stack(self.quantizer.usages)))
+        return total
+
+    @property
+    def metrics(self):
+        trackers = [
+            self.reconstruction_loss_tracker,
+            self.vq_loss_tracker,
+            self.perplexity_tracker,
+            self.usage_tracker,
+        ]
+        return super().metrics + trackers
+
+    # -- entropy-coding tables kept with the weights ------------------------
+
+    def _add_coding_tables(self, shape):
+        self.coding_tables = self.add_weight(
+            name="coding_tables", shape=shape, dtype="int32", trainable=False, initializer="zeros"
+        )
+
+    def set_coding_tables(self, table) -> None:
+        """Stores the entropy coder's integer tables in the model (saved with it)."""
+        table = ops.convert_to_numpy(table).astype("int32")
+        if self.coding_tables is None or tuple(self.coding_tables.shape) != table.shape:
+            self._tracker.unlock()
+            self._add_coding_tables(table.shape)
+            self._tracker.lock()
+        self.coding_tables.assign(table)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            commitment_cost=self.commitment_cost,
+            use_ema=self.use_ema,
+            ema_decay=self.ema_decay,
+            epsilon=self.epsilon,
+            reconstruction_loss_weight=self.reconstruction_loss_weight,
+            quantizer_initializer=keras.saving.serialize_keras_object(
+                keras.initializers.get(self.quantizer_initializer)
+            ),
+            num_stages=self.num_stages,
+            stage_dropout=self.stage_dropout,
+            dead_code_threshold=self.dead_code_threshold,
+            coding_table_shape=None if self.coding_tables is None else tuple(self.coding_tables.shape),
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        config["quantizer_initializer"] = keras.initializers.get(config["quantizer_initializer"])
+        return cls(**config)

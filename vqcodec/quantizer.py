@@ -1,0 +1,381 @@
+"""Vector quantisers: a single-codebook VQ layer and a residual (multi-stage) VQ.
+
+Everything is written with ``keras.ops`` so the layers train under the
+TensorFlow and JAX backends alike. Distances, codebooks and EMA statistics are
+kept in float32 even under a ``mixed_float16`` policy: nearest-neighbour search
+in half precision picks wrong codes.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+__all__ = ["VectorQuantizer", "ResidualVectorQuantizer"]
+
+
+def _nearest_codes(flat, codebook):
+    """Index of the nearest codebook row (L2) for every row of ``flat``."""
+    distances = (
+        ops.sum(ops.square(flat), axis=1, keepdims=True)
+        - 2.0 * ops.matmul(flat, ops.transpose(codebook))
+        + ops.sum(ops.square(codebook), axis=1)[None, :]
+    )
+    return ops.argmin(distances, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="vqcodec")
+class VectorQuantizer(keras.layers.Layer):
+    """Maps each vector of the last axis to its nearest codebook entry.
+
+    The output is ``x + stop_gradient(q - x)`` (straight-through estimator) so
+    gradients reach the encoder. The layer adds the codebook loss
+    ``||sg[x] - q||^2`` (only without EMA) and the commitment loss
+    ``commitment_cost * ||x - sg[q]||^2`` with ``add_loss``.
+
+    With ``use_ema=True`` the codebook is non-trainable state, updated in
+    training by exponential moving averages of the assigned counts and sums
+    (counts Laplace-smoothed with ``epsilon``).
+
+    Dead codes: a running average of each code's share of assignments is kept;
+    in training, codes whose share falls below ``dead_code_threshold / K`` are
+    re-seeded from randomly chosen inputs of the current batch. (Under the JAX
+    backend the non-EMA codebook is a trainable variable that cannot be
+    re-assigned inside the compiled step, so restarts need ``use_ema=True``
+    there.)
+
+    Usage statistics of the last training batch (``perplexity`` and
+    ``usage``, the fraction of codes used) are exposed as non-trainable
+    scalars so the model can report them as metrics.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        commitment_cost: float = 0.25,
+        use_ema: bool = False,
+        ema_decay: float = 0.99,
+        epsilon: float = 1e-5,
+        initializer="uniform",
+        dead_code_threshold: float = 0.0,
+        usage_decay: float = 0.99,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.commitment_cost = float(commitment_cost)
+        self.use_ema = bool(use_ema)
+        self.ema_decay = float(ema_decay)
+        self.epsilon = float(epsilon)
+        self.initializer = keras.initializers.get(initializer)
+        self.dead_code_threshold = float(dead_code_threshold)
+        self.usage_decay = float(usage_decay)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.embedding_dim:
+            raise ValueError(
+                f"VectorQuantizer expects last axis {self.embedding_dim}, got shape {input_shape}"
+            )
+        k, d = self.num_embeddings, self.embedding_dim
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(k, d),
+            initializer=self.initializer,
+            trainable=not self.use_ema,
+            dtype="float32",
+            autocast=False,
+        )
+        state = dict(trainable=False, dtype="float32", autocast=False)
+        if self.use_ema:
+            self.ema_cluster_size = self.add_weight(
+                name="ema_cluster_size", shape=(k,), initializer="zeros", **state
+            )
+            self.ema_embedding_sum = self.add_weight(
+                name="ema_embedding_sum", shape=(k, d), initializer="zeros", **state
+            )
+            self._ema_initialized = self.add_weight(
+                name="ema_initialized", shape=(), initializer="zeros", **state
+            )
+        self.code_usage = self.add_weight(
+            name="code_usage",
+            shape=(k,),
+            initializer=keras.initializers.Constant(1.0 / k),
+            **state,
+        )
+        self.perplexity = self.add_weight(name="perplexity", shape=(), initializer="zeros", **state)
+        self.usage = self.add_weight(name="usage", shape=(), initializer="zeros", **state)
+
+    # -- inference helpers -------------------------------------------------
+
+    def get_code_indices(self, inputs):
+        """Nearest code index for every vector; shape ``inputs.shape[:-1]``."""
+        x = ops.cast(inputs, "float32")
+        flat = ops.reshape(x, (-1, self.embedding_dim))
+        indices = _nearest_codes(flat, ops.convert_to_tensor(self.embeddings))
+        return ops.reshape(indices, ops.shape(x)[:-1])
+
+    def lookup(self, indices):
+        """Codebook vectors for an integer index tensor (float32)."""
+        return ops.take(ops.convert_to_tensor(self.embeddings), ops.cast(indices, "int32"), axis=0)
+
+    # -- training forward pass --------------------------------------------
+
+    def quantize_vectors(self, inputs, training=None):
+        """Returns ``(straight_through_output, quantized, indices, loss)`` in float32.
+
+        Used by the residual quantiser, which needs the raw quantised vectors
+        and the per-stage loss rather than the layer's ``add_loss``.
+        """
+        x = ops.cast(inputs, "float32")
+        flat = ops.reshape(x, (-1, self.embedding_dim))
+        codebook = ops.convert_to_tensor(self.embeddings)
+        if training and self.use_ema:
+            codebook = self._init_codebook_from_data(flat, codebook)
+        flat_idx = _nearest_codes(flat, codebook)
+        quantized = ops.reshape(ops.take(codebook, flat_idx, axis=0), ops.shape(x))
+        indices = ops.reshape(flat_idx, ops.shape(x)[:-1])
+
+        commitment = ops.mean(ops.square(x - ops.stop_gradient(quantized)))
+        loss = self.commitment_cost * commitment
+        if not self.use_ema:
+            loss = loss + ops.mean(ops.square(ops.stop_gradient(x) - quantized))
+
+        if training:
+            one_hot = ops.one_hot(flat_idx, self.num_embeddings, dtype="float32")
+            counts = ops.sum(one_hot, axis=0)
+            if self.use_ema:
+                codebook = self._ema_update(flat, one_hot, counts)
+            self._track_usage(counts)
+            if self.dead_code_threshold > 0:
+                self._restart_dead_codes(flat, codebook)
+
+        output = x + ops.stop_gradient(quantized - x)
+        return output, quantized, indices, loss
+
+    def call(self, inputs, training=None):
+        output, _, _, loss = self.quantize_vectors(inputs, training=training)
+        self.add_loss(loss)
+        return ops.cast(output, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    # -- state updates (training only) ------------------------------------
+
+    def _init_codebook_from_data(self, flat, codebook):
+        """Seeds an EMA codebook from the first batch, so no code starts dead."""
+        initialized = ops.cast(self._ema_initialized, "float32")
+        n = ops.shape(flat)[0]
+        pick = keras.random.randint((self.num_embeddings,), 0, n, seed=self.seed_generator)
+        seeded = ops.take(flat, pick, axis=0)
+        codebook = initialized * codebook + (1.0 - initialized) * seeded
+        self.embeddings.assign(codebook)
+        self.ema_embedding_sum.assign(
+            initialized * self.ema_embedding_sum + (1.0 - initialized) * codebook
+        )
+        self.ema_cluster_size.assign(
+            initialized * self.ema_cluster_size + (1.0 - initialized) * ops.ones_like(self.ema_cluster_size)
+        )
+        self._ema_initialized.assign(ops.ones_like(initialized))
+        return codebook
+
+    def _ema_update(self, flat, one_hot, counts):
+        decay = self.ema_decay
+        cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
+        embed_sum = decay * self.ema_embedding_sum + (1.0 - decay) * ops.matmul(
+            ops.transpose(one_hot), flat
+        )
+        total = ops.sum(cluster_size)
+        smoothed = (cluster_size + self.epsilon) / (total + self.num_embeddings * self.epsilon) * total
+        codebook = embed_sum / smoothed[:, None]
+        self.ema_cluster_size.assign(cluster_size)
+        self.ema_embedding_sum.assign(embed_sum)
+        self.embeddings.assign(codebook)
+        return codebook
+
+    def _track_usage(self, counts):
+        probs = counts / ops.maximum(ops.sum(counts), 1.0)
+        entropy = -ops.sum(probs * ops.log(probs + 1e-10))
+        self.perplexity.assign(ops.exp(entropy))
+        self.usage.assign(ops.mean(ops.cast(counts > 0, "float32")))
+        self.code_usage.assign(self.usage_decay * self.code_usage + (1.0 - self.usage_decay) * probs)
+
+    def _restart_dead_codes(self, flat, codebook):
+        k = self.num_embeddings
+        dead = self.code_usage < (self.dead_code_threshold / k)
+        n = ops.shape(flat)[0]
+        pick = keras.random.randint((k,), 0, n, seed=self.seed_generator)
+        candidates = ops.stop_gradient(ops.take(flat, pick, axis=0))
+        dead_f = ops.cast(dead, "float32")[:, None]
+        new_codebook = dead_f * candidates + (1.0 - dead_f) * codebook
+        self.embeddings.assign(new_codebook)
+        # A revived code starts with an average share, so it has time to win inputs.
+        self.code_usage.assign(ops.where(dead, 1.0 / k, self.code_usage))
+        if self.use_ema:
+            mean_size = ops.mean(self.ema_cluster_size)
+            self.ema_cluster_size.assign(ops.where(dead, mean_size, self.ema_cluster_size))
+            self.ema_embedding_sum.assign(
+                dead_f * candidates * mean_size + (1.0 - dead_f) * self.ema_embedding_sum
+            )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            commitment_cost=self.commitment_cost,
+            use_ema=self.use_ema,
+            ema_decay=self.ema_decay,
+            epsilon=self.epsilon,
+            initializer=keras.initializers.serialize(self.initializer),
+            dead_code_threshold=self.dead_code_threshold,
+            usage_decay=self.usage_decay,
+            seed=self.seed,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="vqcodec")
+class ResidualVectorQuantizer(keras.layers.Layer):
+    """Several :class:`VectorQuantizer` stages, each coding the previous residual.
+
+    ``call(x, num_stages=n)`` uses only the first ``n`` stages, so one model
+    serves many rates. With ``stage_dropout=True``, training picks a random
+    stage count per example (uniform on 1..S) for the output the decoder sees,
+    while every stage's codebook still learns from every example.
+
+    Indices carry a trailing stage axis: ``x.shape[:-1] + (n,)``.
+    """
+
+    def __init__(
+        self,
+        num_stages: int,
+        num_embeddings: int,
+        embedding_dim: int,
+        commitment_cost: float = 0.25,
+        use_ema: bool = False,
+        ema_decay: float = 0.99,
+        epsilon: float = 1e-5,
+        initializer="uniform",
+        dead_code_threshold: float = 0.0,
+        stage_dropout: bool = True,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_stages = int(num_stages)
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.commitment_cost = float(commitment_cost)
+        self.use_ema = bool(use_ema)
+        self.ema_decay = float(ema_decay)
+        self.epsilon = float(epsilon)
+        self.initializer = keras.initializers.get(initializer)
+        self.dead_code_threshold = float(dead_code_threshold)
+        self.stage_dropout = bool(stage_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.stages = [
+            VectorQuantizer(
+                num_embeddings,
+                embedding_dim,
+                commitment_cost=commitment_cost,
+                use_ema=use_ema,
+                ema_decay=ema_decay,
+                epsilon=epsilon,
+                initializer=initializer,
+                dead_code_threshold=dead_code_threshold,
+                seed=None if seed is None else seed + 1 + s,
+                name=f"stage_{s}",
+            )
+            for s in range(self.num_stages)
+        ]
+
+    def build(self, input_shape):
+        for stage in self.stages:
+            stage.build(input_shape)
+
+    def _check_stages(self, num_stages):
+        n = self.num_stages if num_stages is None else int(num_stages)
+        if not 1 <= n <= self.num_stages:
+            raise ValueError(f"num_stages must be in 1..{self.num_stages}, got {num_stages}")
+        return n
+
+    def call(self, inputs, training=None, num_stages=None):
+        n = self._check_stages(num_stages)
+        x = ops.cast(inputs, "float32")
+        residual = x
+        quantized_sum = ops.zeros_like(x)
+        kept_sum = ops.zeros_like(x)
+        total_loss = 0.0
+        if training and self.stage_dropout:
+            batch = ops.shape(x)[0]
+            keep_upto = keras.random.randint((batch,), 1, n + 1, seed=self.seed_generator)
+            keep_shape = (batch,) + (1,) * (len(x.shape) - 1)
+        for s in range(n):
+            _, quantized, _, loss = self.stages[s].quantize_vectors(residual, training=training)
+            total_loss = total_loss + loss
+            residual = residual - ops.stop_gradient(quantized)
+            quantized_sum = quantized_sum + quantized
+            if training and self.stage_dropout:
+                keep = ops.reshape(ops.cast(keep_upto > s, "float32"), keep_shape)
+                kept_sum = kept_sum + keep * quantized
+        self.add_loss(total_loss)
+        if training and self.stage_dropout:
+            target = kept_sum
+        else:
+            target = quantized_sum
+        output = x + ops.stop_gradient(target - x)
+        return ops.cast(output, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_code_indices(self, inputs, num_stages=None):
+        """Indices of the first ``num_stages`` stages, shape ``x.shape[:-1] + (n,)``."""
+        n = self._check_stages(num_stages)
+        residual = ops.cast(inputs, "float32")
+        indices = []
+        for s in range(n):
+            idx = self.stages[s].get_code_indices(residual)
+            residual = residual - self.stages[s].lookup(idx)
+            indices.append(idx)
+        return ops.stack(indices, axis=-1)
+
+    def lookup(self, indices):
+        """Sum of the stage vectors named by ``indices`` (trailing stage axis)."""
+        n = self._check_stages(indices.shape[-1])
+        total = 0.0
+        for s in range(n):
+            total = total + self.stages[s].lookup(indices[..., s])
+        return total
+
+    @property
+    def perplexities(self):
+        return [stage.perplexity.value for stage in self.stages]
+
+    @property
+    def usages(self):
+        return [stage.usage.value for stage in self.stages]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_stages=self.num_stages,
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            commitment_cost=self.commitment_cost,
+            use_ema=self.use_ema,
+            ema_decay=self.ema_decay,
+            epsilon=self.epsilon,
+            initializer=keras.initializers.serialize(self.initializer),
+            dead_code_threshold=self.dead_code_threshold,
+            stage_dropout=self.stage_dropout,
+            seed=self.seed,
+        )
+        return config
