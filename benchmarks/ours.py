@@ -29,7 +29,12 @@ def unavailable_reason() -> str | None:
         import vqcodec
     except Exception as exc:  # noqa: BLE001 - any import failure means "skip ours"
         return f"cannot import vqcodec ({type(exc).__name__}: {exc})"
-    missing = [name for name in _API if not hasattr(vqcodec, name)]
+    missing = []
+    for name in _API:
+        try:  # vqcodec resolves some names lazily: a missing submodule raises ImportError here
+            getattr(vqcodec, name)
+        except Exception:  # noqa: BLE001
+            missing.append(name)
     if missing:
         return f"vqcodec does not provide {', '.join(missing)} yet"
     return None
