@@ -49,6 +49,7 @@ def build_image_vqvae(
     commitment_cost: float = 0.25,
     use_ema: bool = True,
     dead_code_threshold: float = 0.03,
+    reconstruction_loss_weight: float = 1.0,
     seed: int | None = None,
 ) -> VQVAEModel:
     """The codec's model: a residual VQ-VAE whose stage count is the quality level."""
@@ -62,6 +63,7 @@ def build_image_vqvae(
         num_stages=num_stages,
         stage_dropout=True,
         dead_code_threshold=dead_code_threshold,
+        reconstruction_loss_weight=reconstruction_loss_weight,
         seed=seed,
         name="vqvae",
     )
