@@ -1,0 +1,436 @@
+"""The codec: images <-> ``.vqc`` bytes with a residual VQ-VAE and the bitstream package.
+
+``compress`` pads the image to the model's stride (edge padding), runs the
+encoder and the residual quantiser (tile by tile on the latent grid for large
+images), entropy-codes the whole index grid in one payload and packs it with a
+header into a ``.vqc`` file. ``decompress`` does the reverse and crops the
+padding away. Quality ``q`` is the number of residual quantiser stages coded
+(1 .. ``model.num_stages``).
+
+Tiling: the latent grid is cut into ``tile_size`` x ``tile_size`` tiles; each
+tile is computed with a halo of :data:`HALO` latents (64 pixels) of real image
+context on every side (clipped at the image border) and only its centre is
+kept. The halo is larger than the receptive field of the encoder and decoder
+at latent resolution, so tiled output matches untiled output up to float
+rounding, and memory is bounded by the tile size instead of the image size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import time
+import weakref
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import bitstream
+from vqcodec.images import load_image
+
+# Registers the .vqc format with Pillow (Image.open("x.vqc")).
+from vqcodec import pillow_plugin as _pillow_plugin  # noqa: F401  (side effect)
+
+__all__ = [
+    "DEFAULT_QUALITY",
+    "DEFAULT_TILE_SIZE",
+    "HALO",
+    "STRIDE",
+    "compress",
+    "decompress",
+    "load_model",
+    "default_model_path",
+    "quality_levels",
+    "default_quality",
+    "model_fingerprint",
+    "indices_of",
+    "read_indices",
+]
+
+#: Quality used when none is given (clamped to the model's stage count).
+DEFAULT_QUALITY = 4
+#: Latent tile size for large images: 128 latents = 1024 pixels, so Kodak-sized
+#: images (768x512) go through in one piece.
+DEFAULT_TILE_SIZE = 128
+#: Extra latents of context on each side of a tile (64 pixels).
+HALO = 8
+#: Latent stride of the image model (vqcodec.architecture.STRIDE, repeated here
+#: so that this module imports without Keras until a model is needed).
+STRIDE = 8
+
+_DEFAULT_MODEL = "default.keras"
+
+# -- models ------------------------------------------------------------------------
+
+_model_cache: dict[tuple, object] = {}
+_model_info: "weakref.WeakKeyDictionary[object, tuple[bytes, bitstream.CodingTables]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def default_model_path() -> Path:
+    """Where the shipped default model lives (it may not exist yet)."""
+    from importlib.resources import files
+
+    return Path(str(files("vqcodec") / "models" / _DEFAULT_MODEL))
+
+
+def load_model(path=None):
+    """Load a codec model (``.keras``), cached by resolved path and modification time.
+
+    ``path=None`` loads the default model shipped in ``vqcodec/models/``.
+    """
+    if path is None:
+        p = default_model_path()
+        if not p.is_file():
+            raise FileNotFoundError(
+                f"the default model {p} is not installed yet; pass a model file "
+                "(--model PATH on the command line, model=... in Python)"
+            )
+    else:
+        p = Path(os.fspath(path)).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"model file not found: {p}")
+    p = p.resolve()
+    st = p.stat()
+    key = (str(p), st.st_mtime_ns, st.st_size)
+    model = _model_cache.get(key)
+    if model is None:
+        import keras
+
+        import vqcodec.architecture  # noqa: F401  (registers the custom layers)
+
+        try:
+            model = keras.models.load_model(str(p), compile=False)
+        except Exception as exc:
+            raise ValueError(f"cannot load model {p}: {exc}") from exc
+        for name in ("encoder", "decoder", "quantizer", "num_stages"):
+            if not hasattr(model, name):
+                raise ValueError(f"{p} is not a vqcodec model (it has no {name!r})")
+        _model_cache[key] = model
+    return model
+
+
+def _resolve_model(model):
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    return model
+
+
+def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
+    """(fingerprint, coding tables) of a model, computed once and cached."""
+    try:
+        return _model_info[model]
+    except KeyError:
+        pass
+    import keras
+
+    h = hashlib.sha256(b"vqcodec-model-v1")
+    tables_var = getattr(model, "coding_tables", None)
+    variables = list(model.weights)
+    if tables_var is not None:  # hash the tables first, wherever Keras lists them
+        variables = [tables_var] + [v for v in variables if v is not tables_var]
+    for v in variables:
+        a = np.ascontiguousarray(keras.ops.convert_to_numpy(v))
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    fingerprint = h.digest()[:8]
+    if tables_var is None:
+        tables = None
+    else:
+        tables = bitstream.CodingTables.from_array(keras.ops.convert_to_numpy(tables_var))
+    info = (fingerprint, tables)
+    _model_info[model] = info
+    return info
+
+
+def model_fingerprint(model=None) -> bytes:
+    """8 bytes of SHA-256 over all the model's weights and its coding tables.
+
+    Computed once per model object and cached (change the weights of a model
+    in place after using it with the codec and the cached value is stale).
+    """
+    return _model_data(_resolve_model(model))[0]
+
+
+def _tables(model):
+    tables = _model_data(model)[1]
+    if tables is None:
+        raise ValueError(
+            "the model has no entropy-coding tables; fit them with bitstream.CodingTables.fit "
+            "and store them with model.set_coding_tables(tables.to_array())"
+        )
+    return tables
+
+
+def quality_levels(model=None) -> list[int]:
+    """The quality levels a model offers: 1 .. number of residual stages."""
+    return list(range(1, int(_resolve_model(model).num_stages) + 1))
+
+
+def default_quality(model=None) -> int:
+    """:data:`DEFAULT_QUALITY`, clamped to the model's stage count."""
+    return min(DEFAULT_QUALITY, int(_resolve_model(model).num_stages))
+
+
+def _check_quality(quality, model) -> int:
+    if quality is None:
+        return default_quality(model)
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
+        raise TypeError(f"quality must be an int, got {quality!r}")
+    n = int(model.num_stages)
+    if not 1 <= quality <= n:
+        raise ValueError(f"quality must be in 1..{n} for this model, got {quality}")
+    return int(quality)
+
+
+# -- timing ------------------------------------------------------------------------
+
+
+@contextmanager
+def _timed(timings, key):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+
+def _init_timings(timings):
+    if timings is not None:
+        for key in ("network", "quantize", "entropy"):
+            timings[key] = 0.0
+
+
+# -- tiling -------------------------------------------------------------------------
+
+
+def _tiles(lh: int, lw: int, tile_size: int):
+    """Yield (core box, context box) on the latent grid: ((y0, y1, x0, x1), (cy0, cy1, cx0, cx1))."""
+    if tile_size <= 0 or (lh <= tile_size and lw <= tile_size):
+        yield (0, lh, 0, lw), (0, lh, 0, lw)
+        return
+    for y0 in range(0, lh, tile_size):
+        y1 = min(lh, y0 + tile_size)
+        for x0 in range(0, lw, tile_size):
+            x1 = min(lw, x0 + tile_size)
+            yield (y0, y1, x0, x1), (
+                max(0, y0 - HALO),
+                min(lh, y1 + HALO),
+                max(0, x0 - HALO),
+                min(lw, x1 + HALO),
+            )
+
+
+def _effective_tile_size(lh, lw, tile_size) -> int:
+    if tile_size is None:
+        tile_size = DEFAULT_TILE_SIZE
+    if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 0:
+        raise ValueError(f"tile_size must be a non-negative int (latents; 0 = untiled), got {tile_size!r}")
+    tile_size = int(tile_size)
+    if tile_size == 0 or (lh <= tile_size and lw <= tile_size):
+        return 0
+    return tile_size
+
+
+# -- compress -----------------------------------------------------------------------
+
+
+def _split(img: Image.Image):
+    """(rgb uint8 array (H, W, 3), alpha PIL image or None) of a coded-mode image."""
+    mode = img.mode
+    alpha = img.getchannel("A") if mode in ("LA", "RGBA") else None
+    if mode in ("L", "LA"):
+        grey = np.asarray(img.getchannel("L") if mode == "LA" else img)
+        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    else:
+        rgb = np.asarray(img.convert("RGB") if mode == "RGBA" else img)
+    return rgb, alpha
+
+
+def _pad(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    ph, pw = -h % STRIDE, -w % STRIDE
+    if ph or pw:
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return rgb
+
+
+def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timings) -> np.ndarray:
+    """Index grid (quality, lh, lw) of a padded uint8 RGB image."""
+    import keras
+
+    lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
+    grid = np.empty((quality, lh, lw), np.int64)
+    for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
+        crop = padded[cy0 * STRIDE : cy1 * STRIDE, cx0 * STRIDE : cx1 * STRIDE]
+        x = (crop.astype(np.float32) / np.float32(255.0))[None]
+        with _timed(timings, "network"):
+            latents = model.encode(x)
+        with _timed(timings, "quantize"):
+            idx = keras.ops.convert_to_numpy(model.quantizer.get_code_indices(latents, num_stages=quality))
+        del latents
+        grid[:, y0:y1, x0:x1] = np.moveaxis(idx[0, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0], -1, 0)
+    return grid
+
+
+def _prepare(image, quality, model, tile_size):
+    model = _resolve_model(model)
+    quality = _check_quality(quality, model)
+    img = load_image(image)
+    rgb, alpha = _split(img)
+    padded = _pad(rgb)
+    lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
+    return model, quality, img, padded, alpha, _effective_tile_size(lh, lw, tile_size)
+
+
+def indices_of(image, quality: int | None = None, model=None, *, tile_size: int | None = None) -> np.ndarray:
+    """The index grid (quality, H/8, W/8) that :func:`compress` codes for ``image``."""
+    model, quality, _, padded, _, tile_size = _prepare(image, quality, model, tile_size)
+    return _encode_grid(model, padded, quality, tile_size, None)
+
+
+def compress(
+    image,
+    quality: int | None = None,
+    model=None,
+    *,
+    tile_size: int | None = None,
+    timings: dict | None = None,
+) -> bytes:
+    """Compress ``image`` to ``.vqc`` bytes.
+
+    ``image``: a path, bytes, a binary file object, a PIL image or a uint8
+    array (H, W), (H, W, 1|2|3|4). ``quality``: 1 .. model.num_stages
+    (None = :data:`DEFAULT_QUALITY`, clamped). ``model``: None (the shipped
+    default), a ``.keras`` path, or a loaded model. ``tile_size``: latent tile
+    size for large images (None = :data:`DEFAULT_TILE_SIZE`, 0 = never tile).
+    ``timings``: a dict to fill with seconds spent in "network", "quantize"
+    and "entropy" (entropy coding and the alpha plane).
+    """
+    _init_timings(timings)
+    model, quality, img, padded, alpha, tile_size = _prepare(image, quality, model, tile_size)
+    fingerprint, _ = _model_data(model)
+    tables = _tables(model)
+    grid = _encode_grid(model, padded, quality, tile_size, timings)
+    with _timed(timings, "entropy"):
+        payload = bitstream.encode_indices(grid, tables)
+        alpha_payload = b""
+        if alpha is not None:
+            buf = io.BytesIO()
+            alpha.save(buf, format="PNG", optimize=True)
+            alpha_payload = buf.getvalue()
+    header = bitstream.Header(
+        model_fingerprint=fingerprint,
+        width=img.width,
+        height=img.height,
+        mode=img.mode,
+        num_stages=quality,
+        latent_height=grid.shape[1],
+        latent_width=grid.shape[2],
+        tile_size=tile_size,
+    )
+    return bitstream.pack(header, payload, alpha_payload)
+
+
+# -- decompress ---------------------------------------------------------------------
+
+
+def _unpack(data, model, max_pixels):
+    fingerprint, _ = _model_data(model)
+    tables = _tables(model)
+    if max_pixels is None:
+        max_pixels = bitstream.DEFAULT_MAX_PIXELS
+    header, payload, alpha_payload = bitstream.unpack(
+        data, max_pixels=max_pixels, expected_fingerprint=fingerprint
+    )
+    lh, lw = math.ceil(header.height / STRIDE), math.ceil(header.width / STRIDE)
+    if (header.latent_height, header.latent_width) != (lh, lw):
+        raise bitstream.CorruptDataError(
+            f"latent grid {header.latent_height}x{header.latent_width} does not fit a "
+            f"{header.width}x{header.height} image (expected {lh}x{lw})"
+        )
+    if header.num_stages > int(model.num_stages):
+        raise bitstream.CorruptDataError(
+            f"file uses {header.num_stages} quantiser stages, the model has only {model.num_stages}"
+        )
+    return header, payload, alpha_payload, tables
+
+
+def read_indices(data: bytes, model=None, *, max_pixels: int | None = None):
+    """``(header, index grid (S, h, w))`` decoded from ``.vqc`` bytes (no network)."""
+    model = _resolve_model(model)
+    header, payload, _, tables = _unpack(data, model, max_pixels)
+    grid = bitstream.decode_indices(
+        payload, tables, header.num_stages, header.latent_height, header.latent_width
+    )
+    return header, grid
+
+
+def _decode_grid(model, grid: np.ndarray, tile_size: int, timings) -> np.ndarray:
+    """uint8 RGB array (8h, 8w, 3) from an index grid (S, h, w)."""
+    import keras
+
+    _, lh, lw = grid.shape
+    out = np.empty((lh * STRIDE, lw * STRIDE, 3), np.uint8)
+    for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
+        idx = np.moveaxis(grid[:, cy0:cy1, cx0:cx1], 0, -1)[None].astype(np.int32)
+        with _timed(timings, "quantize"):
+            latents = model.quantizer.lookup(keras.ops.convert_to_tensor(idx))
+            latents = keras.ops.cast(latents, model.decoder.compute_dtype)
+        with _timed(timings, "network"):
+            y = keras.ops.convert_to_numpy(model.decode(latents))[0]
+        del latents
+        y = y[(y0 - cy0) * STRIDE : (y1 - cy0) * STRIDE, (x0 - cx0) * STRIDE : (x1 - cx0) * STRIDE]
+        out[y0 * STRIDE : y1 * STRIDE, x0 * STRIDE : x1 * STRIDE] = np.clip(
+            np.rint(y.astype(np.float32) * 255.0), 0, 255
+        ).astype(np.uint8)
+    return out
+
+
+def _decode_alpha(alpha_payload: bytes, header) -> Image.Image:
+    try:
+        alpha = Image.open(io.BytesIO(alpha_payload), formats=["PNG"])
+        alpha.load()
+    except Exception as exc:
+        raise bitstream.CorruptDataError(f"alpha payload is corrupt: {exc}") from None
+    if alpha.mode != "L" or alpha.size != (header.width, header.height):
+        raise bitstream.CorruptDataError(
+            f"alpha payload is {alpha.mode} {alpha.width}x{alpha.height}, "
+            f"expected L {header.width}x{header.height}"
+        )
+    return alpha
+
+
+def decompress(data: bytes, model=None, *, timings: dict | None = None, max_pixels: int | None = None) -> Image.Image:
+    """Decode ``.vqc`` bytes into a PIL image of the stored mode (L, LA, RGB or RGBA).
+
+    Raises a ``bitstream.FormatError`` subclass for a corrupt or truncated
+    file, ``bitstream.ModelMismatchError`` for a file made by another model.
+    ``max_pixels`` (None = ``bitstream.DEFAULT_MAX_PIXELS``) guards against
+    decompression bombs.
+    """
+    _init_timings(timings)
+    if isinstance(data, (str, os.PathLike)):
+        data = Path(data).read_bytes()
+    model = _resolve_model(model)
+    header, payload, alpha_payload, tables = _unpack(data, model, max_pixels)
+    with _timed(timings, "entropy"):
+        grid = bitstream.decode_indices(
+            payload, tables, header.num_stages, header.latent_height, header.latent_width
+        )
+        alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None
+    if grid.size and int(grid.max()) >= int(model.num_embeddings):
+        raise bitstream.CorruptDataError("index payload names a code the model does not have")
+    rgb = _decode_grid(model, grid, header.tile_size, timings)[: header.height, : header.width]
+    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    if header.mode in ("L", "LA"):
+        img = img.convert("L")
+    if alpha is not None:
+        img.putalpha(alpha)
+    return img
