@@ -1,0 +1,161 @@
+"""Entropy coding of index grids with constriction's range coder."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .errors import CorruptDataError, FormatError
+from .tables import BOOST_SHIFT, CodingTables
+
+__all__ = ["encode_indices", "decode_indices"]
+
+#: Float64 entries per batched coder call (bounds memory for huge grids).
+_CHUNK_ENTRIES = 1 << 21
+
+
+def _constriction():
+    import constriction  # imported lazily: keeps `import bitstream` fast
+
+    return constriction
+
+
+@functools.lru_cache(maxsize=32)
+def _plan(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checkerboard coding order: anchor positions, non-anchor positions, and
+    the flat indices of each non-anchor's up/down/left/right neighbour (-1 = none)."""
+    flat = np.arange(h * w, dtype=np.int64)
+    i, j = flat // w, flat % w
+    anchors = flat[(i + j) % 2 == 0]
+    non = flat[(i + j) % 2 == 1]
+    ni, nj = non // w, non % w
+    nb = np.stack(
+        [
+            np.where(ni > 0, non - w, -1),
+            np.where(ni < h - 1, non + w, -1),
+            np.where(nj > 0, non - 1, -1),
+            np.where(nj < w - 1, non + 1, -1),
+        ],
+        axis=1,
+    )
+    for a in (anchors, non, nb):
+        a.setflags(write=False)
+    return anchors, non, nb
+
+
+def _iter_stage_models(idx: np.ndarray, tables: CodingTables, decoding: bool):
+    """Yield ``(stage, positions, weights)`` chunks in coding order.
+
+    ``idx`` is an (S, h, w) int64 array.  When decoding, the caller must store
+    the decoded symbols of each chunk into ``idx`` before asking for the next
+    chunk (later chunks' contexts read them).  ``weights`` is a float64 array
+    (len(positions), K) of exact integers: the unnormalised model of each symbol.
+    """
+    S, h, w = idx.shape
+    K = tables.num_codes
+    flat = idx.reshape(S, h * w)
+    anchors, non, nb = _plan(h, w)
+    chunk = max(1, _CHUNK_ENTRIES // K)
+    for s in range(S):
+        g = flat[s]
+        counts = tables.counts[s]
+        row_sums = tables.row_sums[s]
+        boost = tables.boost[s]
+        if s > 0:
+            prev = flat[s - 1]
+            rows_all = tables.bucket_map[s][prev]
+        else:
+            prev = None
+            rows_all = np.full(h * w, tables.bucket_map[0, 0], np.int64)
+        for start in range(0, len(anchors), chunk):
+            pos = anchors[start : start + chunk]
+            yield s, pos, (counts[rows_all[pos]] << BOOST_SHIFT).astype(np.float64)
+        for start in range(0, len(non), chunk):
+            pos = non[start : start + chunk]
+            nbi = nb[start : start + chunk]
+            rows = rows_all[pos]
+            valid = nbi >= 0
+            vals = np.where(valid, g[np.maximum(nbi, 0)], -1)
+            eq = (vals[:, :, None] == vals[:, None, :]) & valid[:, :, None] & valid[:, None, :]
+            n = eq.sum(axis=2)
+            if prev is not None:
+                match = valid & (prev[np.maximum(nbi, 0)] == prev[pos][:, None])
+                e = (eq & match[:, None, :]).sum(axis=2)
+            else:
+                e = np.zeros_like(n)
+            weights = counts[rows] << BOOST_SHIFT
+            r = np.arange(len(pos))
+            for k in range(4):
+                sel = valid[:, k]
+                if not sel.any():
+                    continue
+                rr, vv = r[sel], vals[sel, k]
+                extra = boost[n[sel, k], e[sel, k]] * row_sums[rows[sel]]
+                # duplicates (equal neighbour values) write the same value
+                weights[rr, vv] = (counts[rows[sel], vv] << BOOST_SHIFT) + extra
+            yield s, pos, weights.astype(np.float64)
+
+
+def _check_indices(indices: np.ndarray, tables: CodingTables) -> np.ndarray:
+    a = np.asarray(indices)
+    if a.ndim != 3 or 0 in a.shape:
+        raise ValueError(f"indices must have shape (stages, height, width), got {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"indices must be integers, got dtype {a.dtype}")
+    if a.shape[0] > tables.num_stages:
+        raise ValueError(f"indices have {a.shape[0]} stages, the tables only {tables.num_stages}")
+    if a.min() < 0 or a.max() >= tables.num_codes:
+        raise ValueError(f"indices must lie in [0, {tables.num_codes}), got [{a.min()}, {a.max()}]")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def encode_indices(indices: np.ndarray, tables: CodingTables) -> bytes:
+    """Entropy-code an index array of shape (S_used, h, w) with values in [0, K).
+
+    Returns a payload of whole little-endian 32-bit words.
+    """
+    idx = _check_indices(indices, tables)
+    c = _constriction()
+    family = c.stream.model.Categorical(perfect=False)
+    enc = c.stream.queue.RangeEncoder()
+    flat = idx.reshape(idx.shape[0], -1)
+    for s, pos, weights in _iter_stage_models(idx, tables, decoding=False):
+        enc.encode(flat[s, pos].astype(np.int32), family, weights)
+    return enc.get_compressed().astype("<u4").tobytes()
+
+
+def decode_indices(payload: bytes, tables: CodingTables, num_stages: int, height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`encode_indices`: return an int64 array (num_stages, height, width).
+
+    Raises :class:`FormatError` if the payload cannot be a valid encoding.
+    """
+    if not isinstance(tables, CodingTables):
+        raise TypeError("tables must be a bitstream.CodingTables")
+    for name, v in (("num_stages", num_stages), ("height", height), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if num_stages > tables.num_stages:
+        raise ValueError(f"num_stages={num_stages} exceeds the tables' {tables.num_stages} stages")
+    payload = bytes(payload)
+    if len(payload) % 4:
+        raise CorruptDataError(f"index payload is {len(payload)} bytes, not a whole number of 32-bit words")
+    c = _constriction()
+    idx = np.zeros((int(num_stages), int(height), int(width)), np.int64)
+    flat = idx.reshape(idx.shape[0], -1)
+    words = np.frombuffer(payload, "<u4").astype(np.uint32)
+    try:
+        family = c.stream.model.Categorical(perfect=False)
+        dec = c.stream.queue.RangeDecoder(words)
+        for s, pos, weights in _iter_stage_models(idx, tables, decoding=True):
+            flat[s, pos] = dec.decode(family, weights)
+        exhausted = dec.maybe_exhausted()
+    except FormatError:
+        raise
+    except Exception as exc:  # constriction reports invalid streams as generic errors
+        raise CorruptDataError(f"index payload is corrupt: {exc}") from None
+    if not exhausted:
+        raise CorruptDataError("index payload is corrupt: it has data left over after the last symbol")
+    if idx.min() < 0 or idx.max() >= tables.num_codes:  # pragma: no cover - defensive
+        raise CorruptDataError("index payload is corrupt: decoded an out-of-range code")
+    return idx

@@ -1,0 +1,240 @@
+"""The ``.vqc`` container: header, sections, CRC-32.  See FORMAT.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+from ._varint import decode_uvarint, encode_uvarint
+from .errors import (
+    ChecksumError,
+    CorruptDataError,
+    FormatError,
+    ImageTooLargeError,
+    ModelMismatchError,
+    NotVQCError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "DEFAULT_MAX_PIXELS",
+    "MODES",
+    "Header",
+    "pack",
+    "unpack",
+    "read_header",
+]
+
+#: First three bytes of every .vqc file.
+MAGIC = b"VQC"
+#: Format version written by :func:`pack`; the only one :func:`unpack` reads.
+FORMAT_VERSION = 1
+#: Default decompression-bomb guard (like Pillow's ``MAX_IMAGE_PIXELS``):
+#: files announcing more pixels than this are refused before any allocation.
+DEFAULT_MAX_PIXELS = 2**28
+
+#: Channel layouts, in the order of their code in the mode byte.
+MODES = ("L", "LA", "RGB", "RGBA")
+_ALPHA_MODES = frozenset({"LA", "RGBA"})
+
+FINGERPRINT_SIZE = 8
+CRC_SIZE = 4
+#: Upper bounds on header fields (anything larger is a corrupt file).
+MAX_DIMENSION = 1 << 24
+MAX_STAGES = 255
+MAX_TILE_SIZE = 1 << 16
+MAX_SECTION = 1 << 34
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """Everything a decoder needs to know besides the payloads.
+
+    ``model_fingerprint``: 8 bytes identifying the model weights and tables.
+    ``width``, ``height``: original image size in pixels.
+    ``mode``: channel layout, one of ``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``.
+    ``num_stages``: number of quantiser stages coded (the quality level).
+    ``latent_height``, ``latent_width``: shape of the coded index grids.
+    ``tile_size``: latent tile size used by the tiled decoder, 0 = untiled.
+    """
+
+    model_fingerprint: bytes
+    width: int
+    height: int
+    mode: str
+    num_stages: int
+    latent_height: int
+    latent_width: int
+    tile_size: int = 0
+
+    def __post_init__(self) -> None:
+        fp = self.model_fingerprint
+        if not isinstance(fp, (bytes, bytearray)) or len(fp) != FINGERPRINT_SIZE:
+            raise ValueError(f"model_fingerprint must be {FINGERPRINT_SIZE} bytes, got {fp!r}")
+        if isinstance(fp, bytearray):
+            object.__setattr__(self, "model_fingerprint", bytes(fp))
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for name, lo, hi in (
+            ("width", 1, MAX_DIMENSION),
+            ("height", 1, MAX_DIMENSION),
+            ("num_stages", 1, MAX_STAGES),
+            ("latent_height", 1, MAX_DIMENSION),
+            ("latent_width", 1, MAX_DIMENSION),
+            ("tile_size", 0, MAX_TILE_SIZE),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{name} must be an int, got {v!r}")
+            if not lo <= v <= hi:
+                raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+        if self.latent_height > self.height or self.latent_width > self.width:
+            raise ValueError(
+                f"latent grid {self.latent_height}x{self.latent_width} is larger than "
+                f"the image {self.height}x{self.width}"
+            )
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.mode in _ALPHA_MODES
+
+
+def _encode_header(header: Header) -> bytes:
+    out = bytearray(MAGIC)
+    out.append(FORMAT_VERSION)
+    out += header.model_fingerprint
+    out.append(MODES.index(header.mode))
+    for v in (
+        header.width,
+        header.height,
+        header.num_stages,
+        header.latent_height,
+        header.latent_width,
+        header.tile_size,
+    ):
+        out += encode_uvarint(v)
+    return bytes(out)
+
+
+def pack(header: Header, index_payload: bytes, alpha_payload: bytes = b"") -> bytes:
+    """Assemble a .vqc file from a header and its payload sections."""
+    if not isinstance(header, Header):
+        raise TypeError(f"header must be a bitstream.Header, got {type(header).__name__}")
+    index_payload = bytes(index_payload)
+    alpha_payload = bytes(alpha_payload)
+    if alpha_payload and not header.has_alpha:
+        raise ValueError(f"mode {header.mode!r} has no alpha channel but an alpha payload was given")
+    if len(index_payload) > MAX_SECTION or len(alpha_payload) > MAX_SECTION:
+        raise ValueError("payload too large")
+    out = bytearray(_encode_header(header))
+    out += encode_uvarint(len(index_payload))
+    if header.has_alpha:
+        out += encode_uvarint(len(alpha_payload))
+    out += index_payload
+    out += alpha_payload
+    out += (zlib.crc32(out) & 0xFFFFFFFF).to_bytes(CRC_SIZE, "little")
+    return bytes(out)
+
+
+def _check_magic(data: bytes) -> None:
+    if len(data) < len(MAGIC) + 1:
+        if MAGIC.startswith(bytes(data[: len(MAGIC)])) and len(data) > 0:
+            raise TruncatedError(f"file is truncated: only {len(data)} bytes, too short for a .vqc header")
+        raise NotVQCError(f"not a .vqc file: {len(data)} bytes, too short to hold the magic bytes")
+    if bytes(data[: len(MAGIC)]) != MAGIC:
+        raise NotVQCError(
+            f"not a .vqc file: it starts with {bytes(data[:len(MAGIC)])!r}, expected {MAGIC!r}"
+        )
+    version = data[len(MAGIC)]
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"unsupported .vqc format version {version}; this reader understands version {FORMAT_VERSION}"
+        )
+
+
+def _parse_header(data: bytes) -> tuple[Header, int]:
+    """Parse the fixed header; return ``(header, position after tile_size)``."""
+    _check_magic(data)
+    pos = len(MAGIC) + 1
+    if len(data) < pos + FINGERPRINT_SIZE + 1:
+        raise TruncatedError("file is truncated: it ends inside the header")
+    fingerprint = bytes(data[pos : pos + FINGERPRINT_SIZE])
+    pos += FINGERPRINT_SIZE
+    mode_byte = data[pos]
+    pos += 1
+    if mode_byte >= len(MODES):
+        raise CorruptDataError(f"invalid channel-layout code {mode_byte} (valid codes: 0-{len(MODES) - 1})")
+    fields = {}
+    for name in ("width", "height", "num_stages", "latent_height", "latent_width", "tile_size"):
+        fields[name], pos = decode_uvarint(data, pos, name)
+    try:
+        header = Header(model_fingerprint=fingerprint, mode=MODES[mode_byte], **fields)
+    except ValueError as exc:
+        raise CorruptDataError(f"invalid header: {exc}") from None
+    return header, pos
+
+
+def read_header(data: bytes) -> Header:
+    """Parse only the header (cheap; for ``vqcodec info``).
+
+    Does not verify the checksum or the payloads, nor apply a pixel limit.
+    Raises :class:`FormatError` if the header itself is malformed.
+    """
+    return _parse_header(memoryview(bytes(data[:64])) if len(data) > 64 else bytes(data))[0]
+
+
+def unpack(
+    data: bytes,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    expected_fingerprint: bytes | None = None,
+) -> tuple[Header, bytes, bytes]:
+    """Parse and verify a .vqc file; return ``(header, index_payload, alpha_payload)``.
+
+    ``max_pixels``: refuse images with more pixels than this (None = no limit).
+    ``expected_fingerprint``: if given, refuse files made by another model.
+    Raises a :class:`FormatError` subclass on any problem.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    header, pos = _parse_header(data)
+    index_len, pos = decode_uvarint(data, pos, "index payload length")
+    alpha_len = 0
+    if header.has_alpha:
+        alpha_len, pos = decode_uvarint(data, pos, "alpha payload length")
+    end = pos + index_len + alpha_len
+    if len(data) < end + CRC_SIZE:
+        raise TruncatedError(
+            f"file is truncated: the header announces {end + CRC_SIZE} bytes, only {len(data)} present"
+        )
+    if len(data) > end + CRC_SIZE:
+        raise CorruptDataError(
+            f"{len(data) - end - CRC_SIZE} unexpected bytes after the end of the file"
+        )
+    stored = int.from_bytes(data[end:], "little")
+    actual = zlib.crc32(memoryview(data)[:end]) & 0xFFFFFFFF
+    if stored != actual:
+        raise ChecksumError(
+            f"checksum mismatch: stored CRC-32 {stored:08x}, computed {actual:08x}; the file is corrupt"
+        )
+    if max_pixels is not None and header.pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {header.width}x{header.height} = {header.pixels} pixels, more than the limit of "
+            f"{max_pixels}; pass a larger max_pixels if you trust this file"
+        )
+    if expected_fingerprint is not None and header.model_fingerprint != bytes(expected_fingerprint):
+        raise ModelMismatchError(
+            f"file was made by model {header.model_fingerprint.hex()}, but this model is "
+            f"{bytes(expected_fingerprint).hex()}; decode it with the model that made it"
+        )
+    index_payload = data[pos : pos + index_len]
+    alpha_payload = data[pos + index_len : end]
+    return header, index_payload, alpha_payload
