@@ -168,6 +168,8 @@ class VQVAEModel(keras.Model):
         table = ops.convert_to_numpy(table).astype("int32")
         if self.coding_tables is None or tuple(self.coding_tables.shape) != table.shape:
             self._tracker.unlock()
+            if self.coding_tables is not None:
+                del self.coding_tables  # untracks the old table: one table is saved, not two
             self._add_coding_tables(table.shape)
             self._tracker.lock()
         self.coding_tables.assign(table)
