@@ -15,6 +15,9 @@ import pytest
 from vqcodec.quantizer import ResidualVectorQuantizer, VectorQuantizer
 
 tf = pytest.importorskip("tensorflow")
+npy = keras.ops.convert_to_numpy
+# Keras variables' __array__ lacks numpy 2's copy keyword: harmless noise.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 # A hand-made codebook (4 codes in 2-D) and four inputs, one near each code.
 CODEBOOK = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "float32")
@@ -52,11 +55,11 @@ def set_ema_state(layer, codebook, cluster_size=1.0):
 
 def test_nearest_neighbour_and_output_hand_computed():
     layer = make_vq()
-    indices = np.asarray(layer.get_code_indices(INPUTS))
+    indices = npy(layer.get_code_indices(INPUTS))
     assert indices.tolist() == EXPECTED_INDICES
-    out = np.asarray(layer(INPUTS))
+    out = npy(layer(INPUTS))
     np.testing.assert_allclose(out, CODEBOOK[EXPECTED_INDICES], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(layer.lookup(indices)), CODEBOOK[EXPECTED_INDICES])
+    np.testing.assert_allclose(npy(layer.lookup(indices)), CODEBOOK[EXPECTED_INDICES])
 
 
 def test_losses_hand_computed_without_ema():
@@ -72,15 +75,15 @@ def test_losses_hand_computed_with_ema():
     layer(INPUTS)  # inference: no EMA update, no data seeding
     # EMA: no codebook loss, only the commitment term
     np.testing.assert_allclose(float(layer.losses[0]), 0.4 * EXPECTED_MSE, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(layer.embeddings), CODEBOOK)
+    np.testing.assert_allclose(npy(layer.embeddings), CODEBOOK)
 
 
 def test_quantize_vectors_returns_all_parts():
     layer = make_vq()
     out, quantized, indices, loss = layer.quantize_vectors(INPUTS)
-    np.testing.assert_allclose(np.asarray(quantized), CODEBOOK[EXPECTED_INDICES])
-    np.testing.assert_allclose(np.asarray(out), CODEBOOK[EXPECTED_INDICES], atol=1e-6)
-    assert np.asarray(indices).tolist() == EXPECTED_INDICES
+    np.testing.assert_allclose(npy(quantized), CODEBOOK[EXPECTED_INDICES])
+    np.testing.assert_allclose(npy(out), CODEBOOK[EXPECTED_INDICES], atol=1e-6)
+    assert npy(indices).tolist() == EXPECTED_INDICES
     np.testing.assert_allclose(float(loss), 1.25 * EXPECTED_MSE, rtol=1e-5)
 
 
@@ -90,9 +93,9 @@ def test_any_input_rank(shape):
     codebook = rng.normal(size=(6, 3)).astype("float32")
     x = rng.normal(size=shape).astype("float32")
     layer = make_vq(codebook)
-    out = np.asarray(layer(x))
+    out = npy(layer(x))
     assert out.shape == shape
-    indices = np.asarray(layer.get_code_indices(x))
+    indices = npy(layer.get_code_indices(x))
     assert indices.shape == shape[:-1]
     np.testing.assert_array_equal(indices, brute_force_indices(x, codebook))
     np.testing.assert_allclose(out, codebook[indices], atol=1e-5)
@@ -155,7 +158,7 @@ def test_ema_update_matches_formula_and_moves_codes_toward_assigned_mean():
     set_ema_state(layer, CODEBOOK)
     # Codes 0 and 1 get two inputs each, codes 2 and 3 none.
     x = np.array([[0.2, 0.1], [0.0, 0.3], [0.8, 0.2], [0.7, -0.1]], "float32")
-    assert np.asarray(layer.get_code_indices(x)).tolist() == [0, 0, 1, 1]
+    assert npy(layer.get_code_indices(x)).tolist() == [0, 0, 1, 1]
     layer(x, training=True)
 
     counts = np.array([2.0, 2.0, 0.0, 0.0])
@@ -165,9 +168,9 @@ def test_ema_update_matches_formula_and_moves_codes_toward_assigned_mean():
     total = size.sum()
     smoothed = (size + eps) / (total + 4 * eps) * total
     expected = embed_sum / smoothed[:, None]
-    new = np.asarray(layer.embeddings)
+    new = npy(layer.embeddings)
     np.testing.assert_allclose(new, expected, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(layer.ema_cluster_size), size, rtol=1e-6)
+    np.testing.assert_allclose(npy(layer.ema_cluster_size), size, rtol=1e-6)
 
     means = np.array([x[:2].mean(0), x[2:].mean(0)])
     for k in (0, 1):
@@ -179,13 +182,13 @@ def test_ema_converges_to_mean_of_assigned_vectors():
     set_ema_state(layer, CODEBOOK)
     # Two inputs per code, so the assignment stays fixed while the codes move.
     x = np.concatenate([INPUTS, CODEBOOK * 0.8 + 0.1]).astype("float32")
-    assignment = np.asarray(layer.get_code_indices(x))
+    assignment = npy(layer.get_code_indices(x))
     assert sorted(assignment.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]
     for _ in range(30):
         layer(x, training=True)
     means = np.array([x[assignment == k].mean(0) for k in range(4)])
-    np.testing.assert_allclose(np.asarray(layer.embeddings), means, atol=1e-4)
-    np.testing.assert_array_equal(np.asarray(layer.get_code_indices(x)), assignment)
+    np.testing.assert_allclose(npy(layer.embeddings), means, atol=1e-4)
+    np.testing.assert_array_equal(npy(layer.get_code_indices(x)), assignment)
 
 
 def test_ema_state_updated_only_in_training():
@@ -193,8 +196,8 @@ def test_ema_state_updated_only_in_training():
     set_ema_state(layer, CODEBOOK)
     layer(INPUTS)
     layer(INPUTS, training=False)
-    np.testing.assert_allclose(np.asarray(layer.embeddings), CODEBOOK)
-    np.testing.assert_allclose(np.asarray(layer.ema_cluster_size), np.ones(4))
+    np.testing.assert_allclose(npy(layer.embeddings), CODEBOOK)
+    np.testing.assert_allclose(npy(layer.ema_cluster_size), np.ones(4))
 
 
 def test_ema_codebook_seeded_from_first_training_batch():
@@ -203,7 +206,7 @@ def test_ema_codebook_seeded_from_first_training_batch():
     layer.build((None, 2))
     x = np.random.default_rng(0).normal(size=(32, 2)).astype("float32") + 10.0
     layer(x, training=True)
-    codebook = np.asarray(layer.embeddings)
+    codebook = npy(layer.embeddings)
     # Every code starts on (or near, after one EMA step) the data, far from the init range.
     assert np.all(np.abs(codebook - 10.0) < 4.0)
 
@@ -215,7 +218,7 @@ def test_usage_metrics_on_constructed_batch():
     layer = make_vq()
     # Assignments: code 0 twice, codes 1 and 2 once, code 3 never.
     x = np.array([[0.0, 0.1], [0.1, 0.0], [1.0, 0.1], [0.0, 0.9]], "float32")
-    assert np.asarray(layer.get_code_indices(x)).tolist() == [0, 0, 1, 2]
+    assert npy(layer.get_code_indices(x)).tolist() == [0, 0, 1, 2]
     layer(x, training=True)
     # probs (.5, .25, .25, 0): entropy 1.5 ln 2, perplexity 2 ** 1.5
     np.testing.assert_allclose(float(layer.perplexity), 2**1.5, rtol=1e-5)
@@ -246,15 +249,15 @@ def test_dead_code_restart_revives_unused_codes(use_ema):
         layer.embeddings.assign(codebook)
     x = (live[rng.integers(0, 4, size=64)] + rng.normal(scale=0.5, size=(64, 2))).astype("float32")
 
-    assert set(np.asarray(layer.get_code_indices(x)).tolist()) <= {0, 1, 2, 3}
+    assert set(npy(layer.get_code_indices(x)).tolist()) <= {0, 1, 2, 3}
     layer(x, training=True)  # half of the usage share is gone: 4 codes fall below the threshold
-    revived = np.asarray(layer.embeddings)[4:]
+    revived = npy(layer.embeddings)[4:]
     # Each restarted code now sits exactly on one of the batch's vectors.
     dist_to_data = np.min(((revived[:, None, :] - x[None]) ** 2).sum(-1), axis=1)
     np.testing.assert_allclose(dist_to_data, 0.0, atol=1e-4 if use_ema else 1e-10)
 
     layer(x, training=True)
-    used = set(np.asarray(layer.get_code_indices(x)).tolist())
+    used = set(npy(layer.get_code_indices(x)).tolist())
     assert used & {4, 5, 6, 7}, "revived codes must win inputs"
     assert float(layer.usage) > 0.5
     assert float(layer.perplexity) > 4.0
@@ -264,7 +267,7 @@ def test_no_restart_when_threshold_is_zero():
     layer = make_vq(np.concatenate([CODEBOOK, np.full((4, 2), 100.0, "float32")]), usage_decay=0.0)
     for _ in range(3):
         layer(INPUTS, training=True)
-    np.testing.assert_allclose(np.asarray(layer.embeddings)[4:], 100.0)
+    np.testing.assert_allclose(npy(layer.embeddings)[4:], 100.0)
     np.testing.assert_allclose(float(layer.usage), 0.5)
 
 
@@ -278,11 +281,11 @@ def test_residual_error_falls_as_stages_are_added():
     rvq.build(x.shape)
     for _ in range(10):
         rvq(x, training=True)
-    errors = [float(np.mean((x - np.asarray(rvq(x, num_stages=n))) ** 2)) for n in range(1, 5)]
+    errors = [float(np.mean((x - npy(rvq(x, num_stages=n))) ** 2)) for n in range(1, 5)]
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < 0.5 * errors[0], errors
     # Default uses every stage.
-    np.testing.assert_allclose(np.asarray(rvq(x)), np.asarray(rvq(x, num_stages=4)))
+    np.testing.assert_allclose(npy(rvq(x)), npy(rvq(x, num_stages=4)))
 
 
 @pytest.mark.parametrize("shape", [(6, 3), (2, 4, 3), (2, 3, 3, 3)])
@@ -294,13 +297,13 @@ def test_residual_lookup_of_indices_equals_quantised_output(shape):
     for n in (1, 2, 3):
         indices = rvq.get_code_indices(x, num_stages=n)
         assert tuple(indices.shape) == shape[:-1] + (n,)
-        out = np.asarray(rvq(x, num_stages=n))
-        np.testing.assert_allclose(np.asarray(rvq.lookup(indices)), out, atol=1e-5)
+        out = npy(rvq(x, num_stages=n))
+        np.testing.assert_allclose(npy(rvq.lookup(indices)), out, atol=1e-5)
     # Stage s quantises the residual left by the stages before it.
-    idx = np.asarray(rvq.get_code_indices(x))
+    idx = npy(rvq.get_code_indices(x))
     residual = x.copy()
     for s, stage in enumerate(rvq.stages):
-        codebook = np.asarray(stage.embeddings)
+        codebook = npy(stage.embeddings)
         np.testing.assert_array_equal(idx[..., s], brute_force_indices(residual, codebook))
         residual = residual - codebook[idx[..., s]]
 
@@ -325,8 +328,8 @@ def test_residual_stage_dropout_gives_per_example_prefixes():
         3, 8, 2, stage_dropout=True, seed=5, initializer=keras.initializers.RandomNormal(seed=4)
     )
     rvq.build(x.shape)
-    prefixes = np.stack([np.asarray(rvq(x, num_stages=n)) for n in (1, 2, 3)])  # (3, B, D)
-    out = np.asarray(rvq(x, training=True))  # non-EMA: the codebooks do not move
+    prefixes = np.stack([npy(rvq(x, num_stages=n)) for n in (1, 2, 3)])  # (3, B, D)
+    out = npy(rvq(x, training=True))  # non-EMA: the codebooks do not move
     match = np.isclose(out[None], prefixes, atol=1e-5).all(-1)  # (3, B)
     assert match.any(0).all(), "every example must get a prefix of the stages"
     chosen = match.argmax(0)
@@ -335,7 +338,7 @@ def test_residual_stage_dropout_gives_per_example_prefixes():
     rvq_full = ResidualVectorQuantizer(3, 8, 2, stage_dropout=False)
     rvq_full.build(x.shape)
     np.testing.assert_allclose(
-        np.asarray(rvq_full(x, training=True)), np.asarray(rvq_full(x)), atol=1e-6
+        npy(rvq_full(x, training=True)), npy(rvq_full(x)), atol=1e-6
     )
 
 

@@ -1,0 +1,251 @@
+"""Tests of VQVAEModel: training logs, save/load, mixed precision, the image model."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import vqcodec
+from vqcodec.model import VQVAEModel
+from vqcodec.quantizer import ResidualVectorQuantizer, VectorQuantizer
+
+EMBEDDING_DIM = 3
+npy = keras.ops.convert_to_numpy
+# Keras variables' __array__ lacks numpy 2's copy keyword: harmless noise.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def dense_model(num_stages=1, use_ema=False, seed=0, **kwargs):
+    encoder = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(EMBEDDING_DIM)])
+    decoder = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(4)])
+    model = VQVAEModel(
+        encoder,
+        decoder,
+        num_embeddings=8,
+        embedding_dim=EMBEDDING_DIM,
+        num_stages=num_stages,
+        use_ema=use_ema,
+        seed=seed,
+        **kwargs,
+    )
+    model.build((None, 5, 4))
+    return model
+
+
+def data(n=16, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, 5, 4)).astype("float32")
+
+
+@pytest.fixture
+def restore_dtype_policy():
+    policy = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+# -- training -------------------------------------------------------------------------
+
+
+def test_fit_logs_losses_and_usage_metrics():
+    keras.utils.set_random_seed(0)
+    model = dense_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x, x_val = data(32), data(8, seed=1)
+    history = model.fit(x, batch_size=8, epochs=2, validation_data=(x_val,), verbose=0)
+    logs = history.history
+    for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity", "codebook_usage", "val_loss"):
+        assert key in logs, sorted(logs)
+        assert len(logs[key]) == 2 and np.all(np.isfinite(logs[key]))
+    assert "val_reconstruction_loss" in logs
+    # loss = reconstruction + vq; perplexity in [1, K]; usage a fraction of K codes
+    np.testing.assert_allclose(
+        np.array(logs["loss"]), np.array(logs["reconstruction_loss"]) + np.array(logs["vq_loss"]), rtol=1e-4
+    )
+    assert all(1.0 <= p <= 8.0 + 1e-4 for p in logs["perplexity"])
+    assert all(0.0 < u <= 1.0 for u in logs["codebook_usage"])
+
+
+def test_reconstruction_loss_weight_scales_the_mse():
+    x = data(8)
+    losses = {}
+    for weight in (1.0, 3.0):
+        keras.utils.set_random_seed(0)
+        model = dense_model(reconstruction_loss_weight=weight)
+        model.compile(optimizer="adam")
+        losses[weight] = model.evaluate(x, batch_size=8, verbose=0, return_dict=True)
+    np.testing.assert_allclose(
+        losses[3.0]["reconstruction_loss"], 3.0 * losses[1.0]["reconstruction_loss"], rtol=1e-5
+    )
+    recon = np.mean((x - model.predict(x, verbose=0)) ** 2)
+    np.testing.assert_allclose(losses[3.0]["reconstruction_loss"], 3.0 * recon, rtol=1e-4)
+
+
+def test_ema_codebook_left_out_of_the_optimiser():
+    model = dense_model(num_stages=2, use_ema=True)
+    codebooks = [stage.embeddings for stage in model.quantizer.stages]
+    trainable_ids = {id(w) for w in model.trainable_weights}
+    assert not any(id(c) in trainable_ids for c in codebooks)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = [npy(c).copy() for c in codebooks]
+    model.fit(data(16), batch_size=8, epochs=1, verbose=0)
+    # The optimiser tracks slots only for trainable weights (Dense kernels and biases).
+    assert len(model.optimizer.variables) == 2 + 2 * len(model.trainable_weights)  # Adam: 2 slots each
+    assert not any("embeddings" in v.path or "stage" in v.path for v in model.optimizer.variables)
+    # ...yet the EMA codebooks move in training.
+    assert any(not np.allclose(b, npy(c)) for b, c in zip(before, codebooks))
+
+
+def test_codebook_trained_by_gradient_without_ema():
+    model = dense_model(use_ema=False)
+    codebook = model.quantizer.stages[0].embeddings
+    assert any(w is codebook for w in model.trainable_weights)
+    before = npy(codebook).copy()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(data(16), batch_size=8, epochs=1, verbose=0)
+    assert not np.allclose(before, npy(codebook))
+
+
+# -- API shapes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_stages", [1, 3])
+def test_encode_decode_api(num_stages):
+    model = dense_model(num_stages=num_stages)
+    x = data(2)
+    z = model.encode(x)
+    assert tuple(z.shape) == (2, 5, EMBEDDING_DIM)
+    indices = model.encode_to_indices(x)
+    expected = (2, 5) if num_stages == 1 else (2, 5, num_stages)
+    assert tuple(indices.shape) == expected
+    zq = model.quantize_latents(z)
+    recon = npy(model.decode_from_indices(indices))
+    np.testing.assert_allclose(recon, npy(model.decode(zq)), atol=1e-5)
+    np.testing.assert_allclose(model.predict(x, verbose=0), recon, atol=1e-5)
+    if num_stages > 1:
+        two = model.encode_to_indices(x, num_stages=2)
+        assert tuple(two.shape) == (2, 5, 2)
+        np.testing.assert_array_equal(npy(two), npy(indices)[..., :2])
+        np.testing.assert_allclose(
+            npy(model(x, num_stages=2)), npy(model.decode_from_indices(two)), atol=1e-5
+        )
+
+
+# -- save / load -----------------------------------------------------------------------
+
+
+CUSTOM_OBJECTS = {
+    "VQVAEModel": VQVAEModel,
+    "VectorQuantizer": VectorQuantizer,
+    "ResidualVectorQuantizer": ResidualVectorQuantizer,
+}
+
+
+@pytest.mark.parametrize("variant", ["one_stage", "ema_three_stages", "coding_tables"])
+def test_save_load_round_trip(tmp_path, variant):
+    keras.utils.set_random_seed(0)
+    if variant == "one_stage":
+        model = dense_model()
+    else:
+        model = dense_model(num_stages=3, use_ema=True, dead_code_threshold=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x = data(16)
+    model.fit(x, batch_size=8, epochs=1, verbose=0)  # move the weights and EMA state off their init
+    table = None
+    if variant == "coding_tables":
+        table = np.arange(3 * 9, dtype="int32").reshape(3, 9) * 7
+        model.set_coding_tables(table)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    expected = model.predict(x, verbose=0)
+    expected_indices = npy(model.encode_to_indices(x))
+
+    # Registered classes load without help; custom_objects must work too.
+    for custom_objects in (None, CUSTOM_OBJECTS):
+        loaded = keras.models.load_model(path, custom_objects=custom_objects)
+        assert isinstance(loaded, VQVAEModel)
+        assert loaded.num_stages == model.num_stages and loaded.use_ema == model.use_ema
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+        np.testing.assert_array_equal(npy(loaded.encode_to_indices(x)), expected_indices)
+        for a, b in zip(model.quantizer.stages, loaded.quantizer.stages):
+            np.testing.assert_array_equal(npy(a.embeddings), npy(b.embeddings))
+            if model.use_ema:
+                np.testing.assert_array_equal(npy(a.ema_cluster_size), npy(b.ema_cluster_size))
+        if model.num_stages > 1:
+            np.testing.assert_array_equal(
+                npy(loaded.encode_to_indices(x, num_stages=2)), expected_indices[..., :2]
+            )
+        if table is not None:
+            stored = npy(loaded.coding_tables)
+            assert stored.dtype == np.int32
+            np.testing.assert_array_equal(stored, table)
+        else:
+            assert loaded.coding_tables is None
+
+
+def test_set_coding_tables_replaces_shape_and_values():
+    model = dense_model(coding_table_shape=(2, 3))
+    np.testing.assert_array_equal(npy(model.coding_tables), np.zeros((2, 3)))
+    model.set_coding_tables(np.ones((2, 3)))
+    np.testing.assert_array_equal(npy(model.coding_tables), np.ones((2, 3)))
+    model.set_coding_tables(np.full((4, 5), 9.0))
+    assert tuple(model.coding_tables.shape) == (4, 5)
+    assert str(model.coding_tables.dtype) == "int32"
+    assert model.get_config()["coding_table_shape"] == (4, 5)
+    tables = [w for w in model.non_trainable_weights if "coding_tables" in w.path]
+    assert len(tables) == 1 and tables[0] is model.coding_tables
+
+
+def test_coding_tables_reshaped_then_saved_and_loaded(tmp_path):
+    model = dense_model(coding_table_shape=(2, 3))
+    table = np.arange(20, dtype="int32").reshape(4, 5)
+    model.set_coding_tables(table)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(npy(loaded.coding_tables), table)
+
+
+# -- mixed precision -------------------------------------------------------------------
+
+
+def test_mixed_precision_forward_and_train_step(restore_dtype_policy):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(0)
+    model = dense_model(num_stages=2, use_ema=True)
+    x = data(8)
+    assert model.encoder.compute_dtype == "float16"
+    out = model.predict(x, verbose=0)
+    assert out.shape == (8, 5, 4) and np.all(np.isfinite(out))
+    for stage in model.quantizer.stages:
+        assert stage.embeddings.dtype == "float32"
+        assert stage.ema_cluster_size.dtype == "float32"
+        assert stage.ema_embedding_sum.dtype == "float32"
+    indices = npy(model.encode_to_indices(x))
+    assert indices.shape == (8, 5, 2)
+    recon = npy(model.decode_from_indices(indices))
+    assert np.all(np.isfinite(recon))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    logs = model.fit(x, batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0]) and np.isfinite(logs["vq_loss"][0])
+    for stage in model.quantizer.stages:
+        assert stage.embeddings.dtype == "float32"
+        assert np.all(np.isfinite(npy(stage.embeddings)))
+
+
+# -- the codec's image model -----------------------------------------------------------
+
+
+def test_build_image_vqvae_shapes():
+    model = vqcodec.build_image_vqvae(channels=8, embedding_dim=4, num_stages=3, num_embeddings=16, res_blocks=1)
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    assert tuple(model.encode(x).shape) == (2, 4, 4, 4)
+    assert model.predict(x, verbose=0).shape == (2, 32, 32, 3)
+    indices = npy(model.encode_to_indices(x))
+    assert indices.shape == (2, 4, 4, 3)
+    assert indices.min() >= 0 and indices.max() < 16
+    assert tuple(model.encode_to_indices(x, num_stages=1).shape) == (2, 4, 4, 1)
+    assert model.decode_from_indices(indices).shape == (2, 32, 32, 3)
+    # The codec's model keeps its codebooks as EMA state, out of the optimiser.
+    assert all(not stage.embeddings.trainable for stage in model.quantizer.stages)
