@@ -59,9 +59,9 @@ def _iter_stage_models(idx: np.ndarray, tables: CodingTables, decoding: bool):
     chunk = max(1, _CHUNK_ENTRIES // K)
     for s in range(S):
         g = flat[s]
-        counts = tables.counts[s]
-        row_sums = tables.row_sums[s]
-        boost = tables.boost[s]
+        base = tables._base_weights[s]
+        row_sums = tables._row_sums_f[s]
+        boost = tables._boost_mass[s]
         if s > 0:
             prev = flat[s - 1]
             rows_all = tables.bucket_map[s][prev]
@@ -70,31 +70,29 @@ def _iter_stage_models(idx: np.ndarray, tables: CodingTables, decoding: bool):
             rows_all = np.full(h * w, tables.bucket_map[0, 0], np.int64)
         for start in range(0, len(anchors), chunk):
             pos = anchors[start : start + chunk]
-            yield s, pos, (counts[rows_all[pos]] << BOOST_SHIFT).astype(np.float64)
+            yield s, pos, base[rows_all[pos]]
         for start in range(0, len(non), chunk):
             pos = non[start : start + chunk]
             nbi = nb[start : start + chunk]
             rows = rows_all[pos]
             valid = nbi >= 0
-            vals = np.where(valid, g[np.maximum(nbi, 0)], -1)
-            eq = (vals[:, :, None] == vals[:, None, :]) & valid[:, :, None] & valid[:, None, :]
+            nbc = np.maximum(nbi, 0)
+            vals = np.where(valid, g[nbc], -1)
+            eq = (vals[:, :, None] == vals[:, None, :]) & valid[:, :, None]
             n = eq.sum(axis=2)
             if prev is not None:
-                match = valid & (prev[np.maximum(nbi, 0)] == prev[pos][:, None])
+                match = valid & (prev[nbc] == prev[pos][:, None])
                 e = (eq & match[:, None, :]).sum(axis=2)
             else:
                 e = np.zeros_like(n)
-            weights = counts[rows] << BOOST_SHIFT
-            r = np.arange(len(pos))
-            for k in range(4):
-                sel = valid[:, k]
-                if not sel.any():
-                    continue
-                rr, vv = r[sel], vals[sel, k]
-                extra = boost[n[sel, k], e[sel, k]] * row_sums[rows[sel]]
-                # duplicates (equal neighbour values) write the same value
-                weights[rr, vv] = (counts[rows[sel], vv] << BOOST_SHIFT) + extra
-            yield s, pos, weights.astype(np.float64)
+            weights = base[rows]
+            # boosted weight of each neighbour's value (exact: integers < 2**53);
+            # neighbours with equal values get equal (n, e), so duplicate writes agree
+            extra = boost[n, e] * row_sums[rows][:, None]
+            r = np.broadcast_to(np.arange(len(pos))[:, None], vals.shape)
+            rv, vv = r[valid], vals[valid]
+            weights[rv, vv] = base[rows[rv], vv] + extra[valid]
+            yield s, pos, weights
 
 
 def _check_indices(indices: np.ndarray, tables: CodingTables) -> np.ndarray:

@@ -90,6 +90,10 @@ class CodingTables:
             a.setflags(write=False)
         self.row_sums = self.counts.sum(axis=2)
         self.row_sums.setflags(write=False)
+        # exact float64 copies used to build coder models (all values < 2**53)
+        self._base_weights = (self.counts << BOOST_SHIFT).astype(np.float64)
+        self._boost_mass = self.boost.astype(np.float64)
+        self._row_sums_f = self.row_sums.astype(np.float64)
 
     # -- shape ----------------------------------------------------------------
     @property
