@@ -88,10 +88,13 @@ class VQVAEModel(keras.Model):
     # -- building blocks of the public API ---------------------------------
 
     def build(self, input_shape):
-        self.encoder.build(input_shape)
+        # Nets made with keras.Input are built already and refuse a re-build.
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
         latent_shape = self.encoder.compute_output_shape(input_shape)
         self.quantizer.build(latent_shape)
-        self.decoder.build(latent_shape)
+        if not self.decoder.built:
+            self.decoder.build(latent_shape)
         self.built = True
 
     def encode(self, x):
