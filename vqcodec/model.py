@@ -15,6 +15,24 @@ from vqcodec.quantizer import ResidualVectorQuantizer
 __all__ = ["VQVAEModel"]
 
 
+def _scale_for_replicas(loss):
+    """Divides a per-replica mean loss by the replica count under ``tf.distribute``.
+
+    Keras 3 sums the replicas' gradients and multiplies the reported loss by
+    the replica count (its built-in losses divide by it, see
+    ``keras.src.losses.loss.scale_loss_for_distribution``); a custom
+    ``compute_loss`` must do the same, or a 2-replica MirroredStrategy run
+    takes doubled gradients and logs a doubled loss. A no-op otherwise.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="vqcodec")
 class VQVAEModel(keras.Model):
     """Encoder -> residual vector quantiser -> decoder.
@@ -147,7 +165,7 @@ class VQVAEModel(keras.Model):
         if training:
             self.perplexity_tracker.update_state(ops.mean(ops.stack(self.quantizer.perplexities)))
             self.usage_tracker.update_state(ops.mean(ops.stack(self.quantizer.usages)))
-        return total
+        return _scale_for_replicas(total)
 
     @property
     def metrics(self):
