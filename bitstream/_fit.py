@@ -8,6 +8,8 @@ from .tables import BOOST_SHIFT, MAX_BOOST, MAX_ROW_SUM, _PRIOR_MASS
 
 _BOOST_GRID = np.concatenate([[0.0], 2.0 ** np.arange(-10.0, 6.01, 1.0)])
 _MAX_BOOST_SAMPLES = 1 << 16
+#: Positions per stage of the training grids kept in memory for the boost fit.
+_MAX_KEPT_POSITIONS = 1 << 19
 
 
 def _kmeans_buckets(cond: np.ndarray, weight: np.ndarray, B: int, iters: int = 30) -> np.ndarray:
@@ -121,22 +123,27 @@ def fit_tables(cls, grids, S: int, K: int, B: int, spatial: bool):
     if not 1 <= S <= 255 or not 2 <= K <= 1 << 16 or not 1 <= B <= 256:
         raise ValueError(f"invalid sizes: num_stages={S}, num_codes={K}, num_buckets={B}")
     B = min(B, K)
+    # stream over the grids: accumulate counts, keep only a bounded sample of
+    # whole grids (the first ones) for fitting the neighbour boosts
     gl = []
+    kept = 0
+    marg = np.zeros((S, K))
+    joint = np.zeros((S, K, K)) if B > 1 and S > 1 else None
     for g in grids:
         a = np.asarray(g)
         if a.ndim != 3 or a.shape[0] != S or 0 in a.shape:
             raise ValueError(f"training grid must have shape ({S}, h, w), got {a.shape}")
         if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() >= K:
             raise ValueError(f"training grid must hold integer codes in [0, {K})")
-        gl.append(a.astype(np.int64))
-    marg = np.zeros((S, K))
-    joint = np.zeros((S, K, K)) if B > 1 and S > 1 else None
-    for a in gl:
+        a = a.astype(np.int64)
         flat = a.reshape(S, -1)
         for s in range(S):
             marg[s] += np.bincount(flat[s], minlength=K)
             if joint is not None and s > 0:
                 joint[s] += np.bincount(flat[s - 1] * K + flat[s], minlength=K * K).reshape(K, K)
+        if spatial and kept < _MAX_KEPT_POSITIONS:
+            gl.append(a)
+            kept += flat.shape[1]
     q = (marg + 1.0) / (marg + 1.0).sum(1, keepdims=True)
     bucket_map = np.zeros((S, K), np.int64)
     real = np.repeat((marg + _PRIOR_MASS * q)[:, None, :], B, axis=1)

@@ -187,7 +187,7 @@ def read_header(data: bytes) -> Header:
     Does not verify the checksum or the payloads, nor apply a pixel limit.
     Raises :class:`FormatError` if the header itself is malformed.
     """
-    return _parse_header(memoryview(bytes(data[:64])) if len(data) > 64 else bytes(data))[0]
+    return _parse_header(bytes(data[:64]))[0]  # a header is at most 43 bytes
 
 
 def unpack(
