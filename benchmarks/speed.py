@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import math
 import os
 import platform
@@ -154,22 +155,41 @@ def _summarise(records: list[dict]) -> dict:
 
 # ---------------------------------------------------------------- whole-process runs
 
+# Runs the command from a small fresh interpreter: on Linux a child's ru_maxrss starts from
+# the RSS of the process it was forked from (the old address space counts until exec), so
+# forking straight from this process, with TensorFlow loaded, would report our own size.
+_MEASURE = (
+    "import json, os, subprocess, sys, time\n"
+    "t0 = time.perf_counter()\n"
+    "p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)\n"
+    "_, status, ru = os.wait4(p.pid, 0)\n"
+    "wall = time.perf_counter() - t0\n"
+    "print(json.dumps({'wall_s': wall, 'returncode': os.waitstatus_to_exitcode(status),\n"
+    "                  'maxrss': ru.ru_maxrss, 'user_s': ru.ru_utime, 'sys_s': ru.ru_stime}))\n"
+)
+
+
 def run_measured(argv: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
-    """Run a command; wall seconds and its own peak RSS (os.wait4's rusage, this child only)."""
+    """Run a command; its wall seconds and its own peak RSS (os.wait4's rusage of that child).
+
+    The command is started by a small helper interpreter, which adds ~10 MiB as a floor to
+    peak RSS (see _MEASURE) and nothing to the wall time (measured inside the helper).
+    """
     with tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run([sys.executable, "-c", _MEASURE, *argv], env=env, cwd=cwd,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         err.seek(0)
         tail = err.read()[-2000:].decode("utf-8", "replace")
+    try:
+        info = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"command": " ".join(shlex.quote(a) for a in argv), "returncode": proc.returncode or -1,
+                "wall_s": float("nan"), "peak_rss_mib": float("nan"), "stderr_tail": tail}
     # ru_maxrss is KiB on Linux, bytes on macOS
-    rss_mib = usage.ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else usage.ru_maxrss / 1024
-    out = {"command": " ".join(shlex.quote(a) for a in argv), "returncode": proc.returncode,
-           "wall_s": wall, "peak_rss_mib": rss_mib, "user_s": usage.ru_utime, "sys_s": usage.ru_stime}
-    if proc.returncode != 0:
+    rss_mib = info["maxrss"] / (1024 * 1024) if sys.platform == "darwin" else info["maxrss"] / 1024
+    out = {"command": " ".join(shlex.quote(a) for a in argv), "returncode": info["returncode"],
+           "wall_s": info["wall_s"], "peak_rss_mib": rss_mib, "user_s": info["user_s"], "sys_s": info["sys_s"]}
+    if info["returncode"] != 0:
         out["stderr_tail"] = tail
     return out
 
@@ -193,7 +213,7 @@ def whole_process(image_path: Path, quality: int, model: str | None, large_mp: f
         out["startup_import_keras"] = _best_of(
             lambda: run_measured([sys.executable, "-c", "import keras"], env=env), repeat)
 
-        def pair(src: Path, tag: str) -> dict:
+        def pair(src: Path, tag: str, repeat: int) -> dict:
             vqc, png = tmp / f"{tag}.vqc", tmp / f"{tag}.png"
             argv, env = ours.cli_command("compress", str(src), "-o", str(vqc), "-q", str(quality), "--force",
                                          model_path=model)
@@ -205,12 +225,13 @@ def whole_process(image_path: Path, quality: int, model: str | None, large_mp: f
                 res["decompress"] = _best_of(lambda: run_measured(argv, env=env), repeat)
             return res
 
-        out["one_image"] = pair(image_path, "one")
+        out["one_image"] = pair(image_path, "one", repeat)
         if large_mp > 0:
             big = make_large_image(image_path, large_mp, tmp)
-            out["large_image"] = {"made_from": str(image_path), "size": Image.open(big).size,
-                                  **pair(big, "large")}
-            # memory is the point here; one run is enough and 24 MP runs are slow
+            with Image.open(big) as im:
+                size = list(im.size)
+            out["large_image"] = {"made_from": str(image_path), "size": size,
+                                  **pair(big, "large", 1)}  # memory is the point: one run
     return out
 
 

@@ -1,0 +1,321 @@
+"""Smoke and unit tests for benchmarks/ (issue 6): fast, on two tiny generated images."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("bjontegaard", reason="benchmarks need the 'bench' extra (bjontegaard)")
+pytest.importorskip("matplotlib", reason="benchmarks need the 'bench' extra (matplotlib)")
+
+from benchmarks import codecs as pillow_codecs  # noqa: E402
+from benchmarks import ours, rd, speed  # noqa: E402
+from benchmarks.bdrate import bd_rate, monotone_curve  # noqa: E402
+from benchmarks.common import list_images, ms_ssim, ms_ssim_db, ms_ssim_settings, psnr  # noqa: E402
+from benchmarks.report import REFERENCE_DIR, load_curve, load_references  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tiny_image(w: int, h: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([128 + 100 * np.sin(x / 7 + seed), 128 + 90 * np.cos(y / 5), (x + y) * 255 / (w + h)], -1)
+    noise = rng.normal(0, 12, size=(h, w, 3))
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("tiny_images")
+    _tiny_image(64, 48, 1).save(d / "a.png")
+    _tiny_image(40, 56, 2).save(d / "b.png")
+    (d / "README.md").write_text("not an image")
+    return d
+
+
+# ---------------------------------------------------------------- BD-rate
+
+CURVE_R = [0.15, 0.3, 0.6, 1.2, 2.4]
+CURVE_P = [27.0, 30.1, 33.0, 35.6, 38.0]
+
+
+@pytest.mark.parametrize("method", ["akima", "pchip"])
+def test_bd_rate_of_a_curve_against_itself_is_zero(method):
+    assert bd_rate(CURVE_R, CURVE_P, CURVE_R, CURVE_P, method) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", ["akima", "pchip"])
+def test_bd_rate_at_half_the_rate_is_minus_50_percent(method):
+    half = [r / 2 for r in CURVE_R]
+    assert bd_rate(CURVE_R, CURVE_P, half, CURVE_P, method) == pytest.approx(-50.0, abs=1e-6)
+    assert bd_rate(half, CURVE_P, CURVE_R, CURVE_P, method) == pytest.approx(100.0, abs=1e-6)
+
+
+def test_bd_rate_known_value_for_parallel_log_linear_curves():
+    # PSNR = 30 + 10 log10(R): +1 dB everywhere is a constant log10-rate saving of 0.1,
+    # so BD-rate = 10**-0.1 - 1 = -20.567...% exactly (both interpolations are exact here).
+    r = np.array([0.1, 0.3, 0.9, 2.7])
+    p = 30 + 10 * np.log10(r)
+    assert bd_rate(r, p, r, p + 1.0) == pytest.approx((10**-0.1 - 1) * 100, abs=1e-9)
+    assert bd_rate(r, p, r, p + 1.0) == pytest.approx(-20.567176527571853, abs=1e-9)
+
+
+def test_bd_rate_needs_overlap_and_ignores_point_order():
+    assert math.isnan(bd_rate(CURVE_R, CURVE_P, [5.0, 6.0], [50.0, 51.0]))
+    shuffled = [3, 0, 4, 1, 2]
+    got = bd_rate(CURVE_R, CURVE_P, [CURVE_R[i] / 2 for i in shuffled], [CURVE_P[i] for i in shuffled])
+    assert got == pytest.approx(-50.0, abs=1e-6)
+
+
+def test_monotone_curve_drops_points_without_quality_gain():
+    r, q = monotone_curve([1, 2, 3, 4, float("nan")], [30, 32, 31.5, 33, 40])
+    assert r.tolist() == [1, 2, 4] and q.tolist() == [30, 32, 33]
+
+
+# ---------------------------------------------------------------- metrics
+
+def test_psnr_known_value():
+    a = np.full((4, 5, 3), 100, np.uint8)
+    assert psnr(a, a + 1) == pytest.approx(20 * math.log10(255), abs=1e-9)
+    assert psnr(a, a) == float("inf")
+
+
+def test_ms_ssim_settings_follow_tf_size_limit():
+    assert ms_ssim_settings(512, 768) == ((0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 11)
+    assert len(ms_ssim_settings(161, 161)[0]) == 5  # smallest size TF accepts with defaults
+    w4, f4 = ms_ssim_settings(160, 400)
+    assert len(w4) == 4 and f4 == 11 and sum(w4) == pytest.approx(1.0)
+    assert len(ms_ssim_settings(40, 64)[0]) == 2
+    w1, f1 = ms_ssim_settings(8, 9)
+    assert w1 == (1.0,) and f1 <= 8
+
+
+def test_ms_ssim_runs_on_tiny_and_kodak_sized_images():
+    img = np.asarray(_tiny_image(40, 56, 3))
+    value, scales = ms_ssim(img, img)
+    assert value == pytest.approx(1.0, abs=1e-5) and scales == 2
+    big = np.asarray(_tiny_image(200, 170, 4))
+    noisy = np.clip(big.astype(int) + 20, 0, 255).astype(np.uint8)
+    value, scales = ms_ssim(big, noisy)
+    assert 0.5 < value < 1.0 and scales == 5
+    assert ms_ssim_db(0.99) == pytest.approx(20.0)
+
+
+def test_list_images_ignores_non_images_and_limits(tiny_dir):
+    assert [p.name for p in list_images(tiny_dir)] == ["a.png", "b.png"]
+    assert [p.name for p in list_images(tiny_dir, limit=1)] == ["a.png"]
+
+
+# ---------------------------------------------------------------- reference curves
+
+def test_reference_curves_are_complete_and_sourced():
+    curves = load_references()
+    names = " ".join(c.name for c in curves)
+    for needed in ("Ballé 2017", "Ballé 2018", "Minnen 2018", "Cheng 2020", "VTM"):
+        assert needed in names
+    for path in sorted(REFERENCE_DIR.glob("*.json")):
+        data = json.loads(path.read_text())
+        assert {"name", "description", "results"} <= data.keys()
+        assert "CompressAI" in data["description"] and "results/image/kodak/" in data["description"]
+        c = load_curve(path)
+        assert len(c.bpp) == len(c.psnr) >= 6
+        assert all(np.diff(c.bpp) > 0) and all(np.diff(c.psnr) > 0)
+        if c.msssim:
+            assert len(c.msssim) == len(c.bpp)
+
+
+# ---------------------------------------------------------------- Pillow codecs
+
+@pytest.mark.parametrize("codec", [c for c in pillow_codecs.ALL if c.available()], ids=lambda c: c.key)
+def test_pillow_codecs_round_trip_whole_files(codec):
+    img = _tiny_image(64, 48, 5)
+    data = codec.encode(img, codec.settings[len(codec.settings) // 2])
+    out = codec.decode(data)
+    assert out.size == img.size and out.mode == "RGB"
+    with Image.open(io.BytesIO(data)) as probe:  # a complete file Pillow can identify
+        assert probe.format in {"JPEG", "WEBP", "JPEG2000", "AVIF"}
+
+
+def test_match_quality_finds_nearby_bpp():
+    img = _tiny_image(64, 48, 6)
+    q, got = speed.match_quality(pillow_codecs.JPEG, img, 2.0, {})
+    assert 1 <= q <= 95 and abs(math.log(got / 2.0)) < 0.3
+
+
+# ---------------------------------------------------------------- end to end, Pillow side
+
+def _check_codec_json(path: Path, n_settings: int | None = None):
+    data = json.loads(path.read_text())
+    assert {"name", "description", "results"} <= data.keys()
+    res = data["results"]
+    for key in ("bpp", "psnr-rgb", "ms-ssim", "quality"):
+        assert key in res, key
+    n = len(res["bpp"])
+    assert n >= 2 and len(res["psnr-rgb"]) == n and len(res["ms-ssim"]) == n
+    if n_settings is not None:
+        assert n == n_settings
+    assert all(b > 0 for b in res["bpp"]) and all(0 < m <= 1 for m in res["ms-ssim"])
+    assert data["images"] == 2 and set(data["per_image"]) == {"a.png", "b.png"}
+    return data
+
+
+@pytest.mark.parametrize("module", ["benchmarks.rd", "benchmarks.speed"])
+def test_commands_exist(module):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "--data" in proc.stdout and "--limit" in proc.stdout and "--model" in proc.stdout
+
+
+def test_rd_command_end_to_end_pillow(tiny_dir, tmp_path, capsys):
+    # in-process (TensorFlow is imported once per test session); the entry point is checked above
+    out = tmp_path / "rd"
+    assert rd.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "jpeg,webp,jpeg2000,avif"]) == 0
+    captured = capsys.readouterr()
+    assert "rd [" in captured.err  # progress bar
+    for c in pillow_codecs.ALL:
+        if c.available():
+            _check_codec_json(out / f"{c.key}.json", len(c.settings))
+        else:
+            assert f"skipping {c.name}" in captured.err
+    assert (out / "rd.png").stat().st_size > 10_000
+    md = (out / "rd.md").read_text()
+    assert "BD-rate" in md and "| WebP |" in md and "VTM (published)" in md
+    assert "fewer than 5 scales" in md  # tiny images: documented reduced MS-SSIM
+    bd = json.loads((out / "bd-rate.json").read_text())
+    webp = next(r for r in bd["rows"] if r["key"] == "webp")
+    assert math.isfinite(webp["vs"]["JPEG"]["psnr"])
+    assert "BD-rate WebP: vs JPEG" in captured.out
+
+
+def test_speed_command_end_to_end_pillow(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "speed"
+    assert speed.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "jpeg,webp,avif",
+                       "--repeat", "1", "--bpp", "0.5,1.5"]) == 0
+    data = json.loads((out / "speed.json").read_text())
+    assert {"date", "command", "machine", "in_process", "whole_process"} <= data.keys()
+    assert [row["level"] for row in data["in_process"]] == ["0.5 bpp", "1.5 bpp"]
+    for row in data["in_process"]:
+        for key, s in row["codecs"].items():
+            assert key in {"jpeg", "webp", "avif"}
+            assert s["images"] == 2 and s["encode_s"] > 0 and s["decode_mp_per_s"] > 0
+    assert "| 0.5 bpp | JPEG |" in capsys.readouterr().out
+    assert (out / "speed.md").exists()
+
+
+def test_run_measured_reports_child_peak_memory():
+    small = speed.run_measured([sys.executable, "-c", "pass"])
+    big = speed.run_measured([sys.executable, "-c", "b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096])"])
+    assert small["returncode"] == 0 and big["returncode"] == 0
+    assert big["peak_rss_mib"] > 200 > small["peak_rss_mib"] > 1
+    assert big["wall_s"] > 0
+    failed = speed.run_measured([sys.executable, "-c", "import sys; sys.exit('boom')"])
+    assert failed["returncode"] == 1 and "boom" in failed["stderr_tail"]
+
+
+def test_make_large_image_keeps_aspect(tmp_path, tiny_dir):
+    path = speed.make_large_image(tiny_dir / "a.png", 0.03, tmp_path)
+    with Image.open(path) as im:
+        w, h = im.size
+    assert abs(w * h - 30_000) < 500 and abs(w / h - 64 / 48) < 0.02
+
+
+# ---------------------------------------------------------------- our side, with a stand-in codec
+
+class _FakeOurCodec:
+    """Stands in for ours.OurCodec: levels map to JPEG qualities, timings are filled."""
+
+    key, name, description = ours.KEY, ours.NAME, "stand-in"
+
+    def __init__(self, model_path=None):
+        self.model_path = model_path
+
+    def levels(self):
+        return [1, 2, 3, 4]
+
+    def encode(self, image, quality, timings=None):
+        if timings is not None:
+            timings.update(network=1e-4, quantize=1e-5, entropy=2e-5)
+        return pillow_codecs.JPEG.encode(image, 15 * quality)
+
+    def decode(self, data, timings=None):
+        if timings is not None:
+            timings.update(network=1e-4, quantize=1e-5, entropy=2e-5)
+        return pillow_codecs.JPEG.decode(data)
+
+
+def test_rd_and_speed_handle_our_codec(tiny_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ours, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(ours, "OurCodec", _FakeOurCodec)
+    out = tmp_path / "out"
+    assert rd.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "vqcodec,jpeg,webp"]) == 0
+    data = _check_codec_json(out / "vqcodec.json", 4)
+    assert data["results"]["quality"] == [1, 2, 3, 4]
+    bd = json.loads((out / "bd-rate.json").read_text())
+    assert bd["rows"][0]["key"] == "vqcodec"
+    # the stand-in *is* JPEG at qualities 15..60, so its BD-rate against JPEG is about 0
+    assert abs(bd["rows"][0]["vs"]["JPEG"]["psnr"]) < 5
+    assert speed.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "vqcodec,jpeg",
+                       "--repeat", "1", "--no-cli"]) == 0
+    sp = json.loads((out / "speed.json").read_text())
+    assert [row["level"] for row in sp["in_process"]] == [1, 2, 3, 4]
+    ours_row = sp["in_process"][0]["codecs"]["vqcodec"]
+    assert set(ours_row["encode_split_s"]) == {"network", "quantize", "entropy", "other"}
+    assert "x ours" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- our side, the real codec
+
+@pytest.fixture
+def real_codec_model(request):
+    """Model path for the real vqcodec (the tiny untrained test model), or skip if the API is absent."""
+    reason = ours.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"vqcodec API not available: {reason}")
+    try:
+        return str(request.getfixturevalue("tiny_model_path"))
+    except pytest.FixtureLookupError:
+        pass
+    try:
+        import vqcodec
+
+        vqcodec.load_model(None)
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no tiny_model_path fixture and no default model: {exc}")
+    return None
+
+
+def test_rd_and_speed_end_to_end_with_vqcodec(tiny_dir, tmp_path, real_codec_model, capsys):
+    out = tmp_path / "real"
+    model = ["--model", real_codec_model] if real_codec_model else []
+    assert rd.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "vqcodec,jpeg"] + model) == 0
+    data = _check_codec_json(out / "vqcodec.json")
+    assert data["key"] == "vqcodec" and data["results"]["quality"] == sorted(data["results"]["quality"])
+    assert speed.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "vqcodec,jpeg", "--repeat", "1",
+                       "--no-cli"] + model) == 0
+    sp = json.loads((out / "speed.json").read_text())
+    assert [row["level"] for row in sp["in_process"]] == data["results"]["quality"]
+    split = sp["in_process"][0]["codecs"]["vqcodec"]["encode_split_s"]
+    assert set(split) == {"network", "quantize", "entropy", "other"} and split["network"] > 0
+    assert "| vqcodec (ours) |" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # five fresh interpreters that each load TensorFlow: ~1 min
+def test_whole_process_cli_runs_with_vqcodec(tiny_dir, real_codec_model):
+    res = speed.whole_process(tiny_dir / "a.png", 2, real_codec_model, large_mp=0.02, repeat=1)
+    for part in ("one_image", "large_image"):
+        for step in ("compress", "decompress"):
+            r = res[part][step]
+            assert r["returncode"] == 0, r.get("stderr_tail")
+            assert r["wall_s"] > 0 and r["peak_rss_mib"] > 50  # TensorFlow alone is hundreds of MiB
+    assert res["large_image"]["pixels"] == pytest.approx(20_000, rel=0.05)
+    assert res["one_image"]["bytes"] > 0
