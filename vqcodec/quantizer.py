@@ -179,7 +179,7 @@ class VectorQuantizer(keras.layers.Layer):
             initialized * self.ema_embedding_sum + (1.0 - initialized) * codebook
         )
         self.ema_cluster_size.assign(
-            initialized * self.ema_cluster_size + (1.0 - initialized) * ops.ones_like(self.ema_cluster_size)
+            initialized * self.ema_cluster_size + (1.0 - initialized) * ops.ones((self.num_embeddings,), "float32")
         )
         self._ema_initialized.assign(ops.ones_like(initialized))
         return codebook
@@ -215,10 +215,10 @@ class VectorQuantizer(keras.layers.Layer):
         new_codebook = dead_f * candidates + (1.0 - dead_f) * codebook
         self.embeddings.assign(new_codebook)
         # A revived code starts with an average share, so it has time to win inputs.
-        self.code_usage.assign(ops.where(dead, 1.0 / k, self.code_usage))
+        self.code_usage.assign(ops.where(dead, 1.0 / k, self.code_usage.value))
         if self.use_ema:
-            mean_size = ops.mean(self.ema_cluster_size)
-            self.ema_cluster_size.assign(ops.where(dead, mean_size, self.ema_cluster_size))
+            mean_size = ops.mean(self.ema_cluster_size.value)
+            self.ema_cluster_size.assign(ops.where(dead, mean_size, self.ema_cluster_size.value))
             self.ema_embedding_sum.assign(
                 dead_f * candidates * mean_size + (1.0 - dead_f) * self.ema_embedding_sum
             )
