@@ -249,3 +249,65 @@ def test_build_image_vqvae_shapes():
     assert model.decode_from_indices(indices).shape == (2, 32, 32, 3)
     # The codec's model keeps its codebooks as EMA state, out of the optimiser.
     assert all(not stage.embeddings.trainable for stage in model.quantizer.stages)
+
+
+# -- JAX backend ------------------------------------------------------------------------
+
+JAX_SCRIPT = r"""
+import json
+import keras
+import numpy as np
+from vqcodec import VQVAEModel
+
+assert keras.backend.backend() == "jax", keras.backend.backend()
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).normal(size=(64, 6, 4)).astype("float32")
+results = {}
+for use_ema, stages, threshold in ((False, 1, 0.0), (True, 3, 0.05)):
+    encoder = keras.Sequential([keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
+    decoder = keras.Sequential([keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
+    model = VQVAEModel(encoder, decoder, num_embeddings=16, embedding_dim=4, use_ema=use_ema,
+                       num_stages=stages, dead_code_threshold=threshold, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(x, batch_size=16, epochs=6, validation_data=(x[:16],), verbose=0).history
+    results["ema" if use_ema else "plain"] = {
+        "history": {k: [float(v) for v in vs] for k, vs in history.items()},
+        "indices_shape": list(np.asarray(model.encode_to_indices(x[:2])).shape),
+        "predict_shape": list(model.predict(x[:2], verbose=0).shape),
+    }
+print("RESULT " + json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_trains_under_jax_backend(tmp_path):
+    """A tiny fit in a subprocess with KERAS_BACKEND=jax (jax is not a dependency)."""
+    import importlib.util
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    script = tmp_path / "jax_fit.py"
+    script.write_text(JAX_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    results = json.loads(line[len("RESULT "):])
+
+    plain, ema = results["plain"], results["ema"]
+    assert plain["indices_shape"] == [2, 6] and ema["indices_shape"] == [2, 6, 3]
+    assert plain["predict_shape"] == ema["predict_shape"] == [2, 6, 4]
+    for run in (plain, ema):
+        history = run["history"]
+        for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity", "codebook_usage", "val_loss"):
+            assert key in history and all(np.isfinite(history[key])), key
+        recon = history["reconstruction_loss"]
+        assert recon[-1] < 0.8 * recon[0], recon
+        assert history["perplexity"][-1] > 1.0
+    assert ema["history"]["loss"][-1] < 0.8 * ema["history"]["loss"][0]
