@@ -28,3 +28,9 @@ def _build_tiny_model(seed: int, path):
 def tiny_model_path(tmp_path_factory):
     """Path of a tiny 3-stage, 16-code codec model (.keras) with coding tables."""
     return _build_tiny_model(0, tmp_path_factory.mktemp("tiny_model") / "tiny.keras")
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model_path(tmp_path_factory):
+    """Like ``tiny_model_path`` but another seed: a different model (fingerprint)."""
+    return _build_tiny_model(1, tmp_path_factory.mktemp("tiny_model_other") / "tiny_other.keras")

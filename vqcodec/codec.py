@@ -38,6 +38,7 @@ from vqcodec import pillow_plugin as _pillow_plugin  # noqa: F401  (side effect)
 __all__ = [
     "DEFAULT_QUALITY",
     "DEFAULT_TILE_SIZE",
+    "UNTILED_MAX",
     "HALO",
     "STRIDE",
     "compress",
@@ -53,9 +54,12 @@ __all__ = [
 
 #: Quality used when none is given (clamped to the model's stage count).
 DEFAULT_QUALITY = 4
-#: Latent tile size for large images: 128 latents = 1024 pixels, so Kodak-sized
-#: images (768x512) go through in one piece.
-DEFAULT_TILE_SIZE = 128
+#: Images whose latent grid fits in UNTILED_MAX x UNTILED_MAX latents (768 x 768
+#: pixels: Kodak's 768x512 in either orientation) go through in one piece ...
+UNTILED_MAX = 96
+#: ... larger ones in tiles of DEFAULT_TILE_SIZE latents (512 pixels; 640 with
+#: the halo), which bounds the network's activation memory per tile.
+DEFAULT_TILE_SIZE = 64
 #: Extra latents of context on each side of a tile (64 pixels).
 HALO = 8
 #: Latent stride of the image model (vqcodec.architecture.STRIDE, repeated here
@@ -229,6 +233,8 @@ def _tiles(lh: int, lw: int, tile_size: int):
 
 def _effective_tile_size(lh, lw, tile_size) -> int:
     if tile_size is None:
+        if lh <= UNTILED_MAX and lw <= UNTILED_MAX:
+            return 0
         tile_size = DEFAULT_TILE_SIZE
     if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 0:
         raise ValueError(f"tile_size must be a non-negative int (latents; 0 = untiled), got {tile_size!r}")
@@ -309,7 +315,8 @@ def compress(
     array (H, W), (H, W, 1|2|3|4). ``quality``: 1 .. model.num_stages
     (None = :data:`DEFAULT_QUALITY`, clamped). ``model``: None (the shipped
     default), a ``.keras`` path, or a loaded model. ``tile_size``: latent tile
-    size for large images (None = :data:`DEFAULT_TILE_SIZE`, 0 = never tile).
+    size for large images (None: untiled up to :data:`UNTILED_MAX` latents,
+    else tiles of :data:`DEFAULT_TILE_SIZE`; 0 = never tile).
     ``timings``: a dict to fill with seconds spent in "network", "quantize"
     and "entropy" (entropy coding and the alpha plane).
     """
