@@ -76,3 +76,18 @@ def test_mnist_style_conv_example_trains():
     assert tuple(indices.shape) == (2, 7, 7)
     assert model.decode_from_indices(indices).shape == (2, 28, 28, 1)
     assert model.predict(x[:2], verbose=0).shape == (2, 28, 28, 1)
+
+
+def test_readme_python_example_runs():
+    """The API example in README.md runs as written and gives the shapes it claims."""
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.S)
+    assert blocks, "README.md has no python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], str(readme), "exec"), namespace)
+    model, x = namespace["model"], namespace["x"]
+    assert model.predict(x, verbose=0).shape == (2, 10, 10)
+    assert tuple(namespace["indices"].shape) == (2, 10)
