@@ -22,7 +22,16 @@ import keras
 import numpy as np
 
 from vqcodec.architecture import STRIDE, build_image_vqvae
-from vqcodec.data import CropDataset, build_pyramid, center_crop_multiple, find_images, load_rgb, psnr
+from vqcodec.data import (
+    CropDataset,
+    PatchDataset,
+    build_pyramid,
+    center_crop_multiple,
+    find_images,
+    load_patches,
+    load_rgb,
+    psnr,
+)
 
 __all__ = ["train", "fit_coding_tables", "export_inference_model", "main"]
 
@@ -110,6 +119,17 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         atomic_save(self.model, self.path)
 
 
+class _SetDatasetEpoch(keras.callbacks.Callback):
+    """Tells the crop dataset which interval is starting (its batches are a function of it)."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.epoch = int(epoch)
+
+
 def _make_strategy(name: str):
     if name == "default":
         return None
@@ -146,8 +166,41 @@ def export_inference_model(model):
     return exported
 
 
+def _schedule(lr: float, steps: int):
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.1,
+        decay_steps=max(1, steps),
+        alpha=0.05,
+        warmup_target=lr,
+        warmup_steps=min(500, steps // 10),
+    )
+
+
+def _compile(model, lr: float, steps: int) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(_schedule(lr, steps), clipnorm=1.0))
+
+
+def _load_for_resume(path: Path, lr: float, steps: int):
+    """A checkpoint resumes with its optimizer; an exported model gets a fresh one."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no such file: {path}")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as exc:
+        raise ValueError(f"--resume: cannot load {path}: {exc}") from exc
+    if getattr(model, "optimizer", None) is None:
+        print(
+            f"warning: {path} has no optimizer state (an exported model?): starting a fresh optimizer "
+            f"(learning-rate schedule and step count restart at 0, {steps} steps to go)",
+            file=sys.stderr,
+            flush=True,
+        )
+        _compile(model, lr, steps)
+    return model
+
+
 def train(
-    data_dir: str | Path,
+    data_dir: str | Path | None,
     output: str | Path,
     *,
     steps: int = 20000,
@@ -165,22 +218,56 @@ def train(
     reconstruction_loss_weight: float = 1.0,
     seed: int = 0,
     verbose: int | str = "auto",
+    patches: str | Path | None = None,
 ) -> keras.Model:
-    """Trains (or resumes) and exports ``output``; returns the exported model."""
+    """Trains (or resumes) and exports ``output``; returns the exported model.
+
+    The training data is a folder of images (``data_dir``) or a file of
+    pre-cut uint8 patches (``patches``, see ``python -m vqcodec.data cut``).
+    Keras' global dtype policy is set to ``precision`` while training and
+    restored afterwards.
+    """
+    previous_policy = keras.config.dtype_policy()
+    try:
+        return _train(**locals())
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train(
+    data_dir, output, *, steps, batch_size, patch_size, lr, val_dir, holdout, resume, strategy, log_every, val_every,
+    precision, model_kwargs, reconstruction_loss_weight, seed, verbose, patches, previous_policy=None,
+):
     output = Path(output)
     if output.suffix != ".keras":
         raise ValueError(f"output must end in .keras, got {output}")
+    if (data_dir is None) == (patches is None):
+        raise ValueError("give either a data folder or --patches FILE (not both)")
+    if resume is not None and not Path(resume).is_file():
+        raise FileNotFoundError(f"--resume: no such file: {resume}")
+    output.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = output.with_suffix(".ckpt.keras")
     csv_log = output.with_suffix(".log.csv")
     val_log = output.with_suffix(".val.jsonl")
 
-    files = find_images(data_dir)
     val_files = find_images(val_dir) if val_dir else []
-    if holdout:
-        files, val_files = files[:-holdout], val_files + files[-holdout:]
-    print(f"training on {len(files)} images from {data_dir}; validating on {len(val_files)}", flush=True)
-    images = [load_rgb(f) for f in files]
-    val_images = [load_rgb(f) for f in val_files]
+    if patches is not None:
+        patch_array = load_patches(patches)
+        if holdout:
+            patch_array, held = patch_array[:-holdout], patch_array[-holdout:]
+        else:
+            held = patch_array[:0]
+        print(f"training on {len(patch_array)} patches from {patches}; validating on {len(val_files) + len(held)}", flush=True)
+        # Tables are fitted on (at most 512 of) the patches themselves.
+        images = list(patch_array[np.linspace(0, len(patch_array) - 1, min(512, len(patch_array))).astype(int)])
+        val_images = [load_rgb(f) for f in val_files] + list(held)
+    else:
+        files = find_images(data_dir)
+        if holdout:
+            files, val_files = files[:-holdout], val_files + files[-holdout:]
+        print(f"training on {len(files)} images from {data_dir}; validating on {len(val_files)}", flush=True)
+        images = [load_rgb(f) for f in files]
+        val_images = [load_rgb(f) for f in val_files]
 
     keras.config.set_dtype_policy(precision)
     keras.utils.set_random_seed(seed)
@@ -188,33 +275,30 @@ def train(
     scope = dist.scope() if dist is not None else _null_scope()
     with scope:
         if resume:
-            model = keras.models.load_model(resume)
-            print(f"resumed from {resume} at step {int(model.optimizer.iterations.numpy() if hasattr(model.optimizer.iterations, 'numpy') else model.optimizer.iterations)}", flush=True)
+            model = _load_for_resume(Path(resume), lr, steps)
+            print(f"resumed from {resume} at step {int(keras.ops.convert_to_numpy(model.optimizer.iterations))}", flush=True)
         else:
             model = build_image_vqvae(
                 seed=seed, reconstruction_loss_weight=reconstruction_loss_weight, **(model_kwargs or {})
             )
-            schedule = keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=lr * 0.1,
-                decay_steps=max(1, steps),
-                alpha=0.05,
-                warmup_target=lr,
-                warmup_steps=min(500, steps // 10),
-            )
-            model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
+            _compile(model, lr, steps)
     print(f"model: {model.count_params():,} parameters", flush=True)
 
     done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     total_intervals = math.ceil(steps / log_every)
     initial_interval = done // log_every
-    callbacks = [
-        keras.callbacks.CSVLogger(str(csv_log), append=True),
-        AtomicCheckpoint(checkpoint),
-    ]
-    if val_images:
-        callbacks.append(ValidationCallback(val_images, val_every, val_log))
     if initial_interval < total_intervals:
-        dataset = CropDataset(images, batch_size, patch_size, steps=log_every, seed=seed + initial_interval)
+        if patches is not None:
+            dataset = PatchDataset(patch_array, batch_size, patch_size, steps=log_every, seed=seed, epoch=initial_interval)
+        else:
+            dataset = CropDataset(images, batch_size, patch_size, steps=log_every, seed=seed, epoch=initial_interval)
+        callbacks = [
+            _SetDatasetEpoch(dataset),
+            keras.callbacks.CSVLogger(str(csv_log), append=True),
+            AtomicCheckpoint(checkpoint),
+        ]
+        if val_images:
+            callbacks.append(ValidationCallback(val_images, val_every, val_log))
         model.fit(
             dataset,
             epochs=total_intervals,
@@ -222,10 +306,16 @@ def train(
             callbacks=callbacks,
             verbose=verbose,
         )
+    else:
+        print(f"already at step {done} of {steps}: nothing to train", flush=True)
 
-    print("fitting entropy-coding tables on the training images ...", flush=True)
-    tables = fit_coding_tables(model, images)
+    # The codec runs the model in float32: export it under a float32 global
+    # policy (sub-layers without a dtype of their own follow the global one)
+    # and fit the tables on the indices of the exported model itself.
+    keras.config.set_dtype_policy("float32")
     exported = export_inference_model(model)
+    print("fitting entropy-coding tables on the training images ...", flush=True)
+    tables = fit_coding_tables(exported, images)
     exported.set_coding_tables(tables.to_array())
     atomic_save(exported, output)
     print(f"saved {output} ({output.stat().st_size / 1e6:.1f} MB)", flush=True)
@@ -242,7 +332,13 @@ class _null_scope:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vqcodec train", description="Train the image VQ-VAE on a folder of images.")
-    p.add_argument("data_dir", help="folder of training images (searched recursively)")
+    p.add_argument("data_dir", nargs="?", help="folder of training images (searched recursively)")
+    p.add_argument(
+        "--patches",
+        metavar="FILE.npz",
+        help="train from pre-cut uint8 patches (N, P, P, 3) instead of a folder "
+        "(make one with: python -m vqcodec.data cut DATA_DIR -o FILE.npz --count N --patch-size P)",
+    )
     p.add_argument("-o", "--output", required=True, help="output model, e.g. model.keras")
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=8)
@@ -250,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (cosine decay after warm-up)")
     p.add_argument("--val", dest="val_dir", help="folder of validation images")
     p.add_argument("--holdout", type=int, default=0, help="hold out the last N training files for validation")
-    p.add_argument("--resume", help="checkpoint (OUTPUT.ckpt.keras) to resume from")
+    p.add_argument(
+        "--resume",
+        help="checkpoint (OUTPUT.ckpt.keras) to resume from; an exported model (.keras without optimizer "
+        "state) also works and starts a fresh optimizer",
+    )
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default")
     p.add_argument("--log-every", type=int, default=250, help="steps per logging/checkpoint interval")
     p.add_argument("--val-every", type=int, default=4, help="intervals between validations")
@@ -266,7 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.data_dir is None) == (args.patches is None):
+        parser.error("give a data folder or --patches FILE.npz (one of them)")
+    if args.resume is not None and not Path(args.resume).is_file():
+        parser.error(f"--resume: no such file: {args.resume}")
     train(
         args.data_dir,
         args.output,
@@ -291,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         reconstruction_loss_weight=args.recon_weight,
         seed=args.seed,
         verbose=1 if sys.stdout.isatty() else 2,
+        patches=args.patches,
     )
     return 0
 

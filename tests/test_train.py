@@ -1,0 +1,182 @@
+"""``vqcodec train`` end to end on a tiny model, through ``vqcodec.train.main`` (the CLI's code path).
+
+Tiny everything (8 channels, 4-dim codes, 3 stages of 16 codes, 32x32 crops)
+so the whole module stays within seconds of CPU per training run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vqcodec import data as vdata
+from vqcodec import train as vtrain
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = "--channels 8 --embedding-dim 4 --stages 3 --codes 16 --res-blocks 1".split()
+
+
+def make_images(folder: Path, n: int = 4, size=(80, 96), seed: int = 0) -> Path:
+    """Smooth colourful synthetic photos with a little noise, half of them in a sub-folder."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    for i in range(n):
+        c = rng.random((3, 3))
+        img = np.stack([c[k, 0] + c[k, 1] * np.sin(6 * xx * (k + 1) + i) * np.cos(4 * yy + 3 * c[k, 2]) for k in range(3)], -1)
+        img = img + 0.05 * rng.standard_normal(img.shape)
+        img = (np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8)
+        path = folder / ("sub" if i % 2 else "") / f"im{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path)
+    return folder
+
+
+def read_log(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def iterations(path: Path) -> int:
+    import keras
+
+    return int(keras.ops.convert_to_numpy(keras.models.load_model(path).optimizer.iterations))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One 30-step mixed-precision run (3 intervals of 10, validation every interval)."""
+    root = tmp_path_factory.mktemp("train")
+    images = make_images(root / "data")
+    out = root / "out" / "tiny.keras"  # the output folder does not exist yet
+    argv = [str(images), "-o", str(out), "--steps", "30", "--batch-size", "4", "--patch-size", "32", "--lr", "3e-3",
+            "--holdout", "1", "--log-every", "10", "--val-every", "1", "--precision", "mixed_bfloat16", "--seed", "0", *TINY]
+    assert vtrain.main(argv) == 0
+    return root, out, argv
+
+
+def test_loss_falls_and_log_has_every_interval(trained):
+    _, out, _ = trained
+    rows = read_log(out.with_suffix(".log.csv"))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity", "codebook_usage"):
+        assert key in rows[0]
+    first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
+    assert last < 0.7 * first, (first, last)
+
+
+def test_validation_reports_psnr_and_bpp_per_quality_level(trained):
+    _, out, _ = trained
+    records = [json.loads(line) for line in out.with_suffix(".val.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30]
+    for r in records:
+        assert len(r["psnr"]) == len(r["bpp_estimate"]) == 3
+        assert all(np.isfinite(r["psnr"])) and all(p > 5 for p in r["psnr"])
+        assert all(0 < a < b for a, b in zip(r["bpp_estimate"], r["bpp_estimate"][1:]))  # more stages, more bits
+    assert records[-1]["psnr"][-1] > records[0]["psnr"][-1]
+
+
+def test_export_has_tables_float32_and_no_optimizer(trained):
+    import keras
+
+    _, out, _ = trained
+    model = keras.models.load_model(out)
+    assert getattr(model, "optimizer", None) is None
+    tables = keras.ops.convert_to_numpy(model.coding_tables)
+    assert tables.dtype == np.int32 and np.count_nonzero(tables) > 0
+    import bitstream
+
+    assert bitstream.CodingTables.from_array(tables).num_stages == 3
+    policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
+    assert policies == {"float32"}, policies
+    # The checkpoint keeps the training precision and the optimizer.
+    ckpt = keras.models.load_model(out.with_suffix(".ckpt.keras"))
+    assert ckpt.dtype_policy.name == "mixed_bfloat16"
+    assert int(keras.ops.convert_to_numpy(ckpt.optimizer.iterations)) == 30
+
+
+def test_exported_model_compresses_and_decompresses(trained):
+    import vqcodec
+
+    _, out, _ = trained
+    rng = np.random.default_rng(3)
+    image = np.asarray(Image.open(next((out.parent.parent / "data").glob("*.png"))))[:37, :45]
+    sizes = []
+    for q in (1, 3):
+        blob = vqcodec.compress(image, quality=q, model=str(out))
+        back = np.asarray(vqcodec.decompress(blob, model=str(out)))
+        assert back.shape == image.shape and back.dtype == np.uint8
+        assert vdata.psnr(back, image) > 12
+        sizes.append(len(blob))
+    assert sizes[0] < sizes[1]
+    del rng
+
+
+def test_checkpoint_resumes_to_the_same_step(trained, tmp_path):
+    root, out, argv = trained
+    ckpt = tmp_path / "tiny.ckpt.keras"
+    shutil.copy(out.with_suffix(".ckpt.keras"), ckpt)
+    shutil.copy(out.with_suffix(".log.csv"), tmp_path / "tiny.log.csv")
+    before = iterations(ckpt)
+    assert before == 30
+    new_argv = list(argv)
+    new_argv[new_argv.index("-o") + 1] = str(tmp_path / "tiny.keras")
+    new_argv[new_argv.index("--steps") + 1] = "40"
+    assert vtrain.main(new_argv + ["--resume", str(ckpt)]) == 0
+    assert iterations(ckpt) == 40  # resumed at 30 (not 0) and went on to the new --steps
+    rows = read_log(tmp_path / "tiny.log.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]  # appended one interval, one header
+    assert (tmp_path / "tiny.keras").is_file()
+
+
+def test_resume_from_exported_model_with_patches(trained, tmp_path, capsys):
+    """An exported model (no optimizer) resumes with a fresh optimizer; training data from --patches."""
+    root, out, _ = trained
+    patches = tmp_path / "p.npz"
+    assert vdata.main(["cut", str(root / "data"), "-o", str(patches), "--count", "24", "--patch-size", "40"]) == 0
+    capsys.readouterr()
+    new_out = tmp_path / "again.keras"
+    argv = ["--patches", str(patches), "-o", str(new_out), "--resume", str(out), "--steps", "10", "--batch-size", "4",
+            "--patch-size", "32", "--log-every", "10", "--val-every", "1", "--holdout", "2", "--precision", "float32", *TINY]
+    assert vtrain.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "no optimizer state" in err and "fresh optimizer" in err
+    assert iterations(new_out.with_suffix(".ckpt.keras")) == 10
+    assert len(read_log(new_out.with_suffix(".log.csv"))) == 1
+    assert len(json.loads(new_out.with_suffix(".val.jsonl").read_text().splitlines()[0])["psnr"]) == 3
+
+
+def test_resume_missing_file_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        vtrain.main([str(tmp_path), "-o", str(tmp_path / "m.keras"), "--resume", str(tmp_path / "nope.ckpt.keras")])
+    assert exc.value.code == 2
+    assert "--resume: no such file" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="--resume: no such file"):
+        vtrain.train(tmp_path, tmp_path / "m.keras", resume=tmp_path / "nope.keras")
+
+
+def test_needs_exactly_one_data_source(tmp_path, capsys):
+    for argv in (["-o", "m.keras"], [str(tmp_path), "--patches", "p.npz", "-o", "m.keras"]):
+        with pytest.raises(SystemExit):
+            vtrain.main(argv)
+        assert "--patches" in capsys.readouterr().err
+
+
+def test_cli_train_help(capsys):
+    cli = pytest.importorskip("vqcodec.cli")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--resume", "--strategy", "--patches", "--steps", "--val"):
+        assert option in text
