@@ -47,10 +47,13 @@ def _plan(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _iter_stage_models(idx: np.ndarray, tables: CodingTables, decoding: bool):
     """Yield ``(stage, positions, weights)`` chunks in coding order.
 
+    ``weights`` is either one row (K,) shared by all positions of the chunk, or
+    one row per position (len(positions), K).
+
     ``idx`` is an (S, h, w) int64 array.  When decoding, the caller must store
     the decoded symbols of each chunk into ``idx`` before asking for the next
     chunk (later chunks' contexts read them).  ``weights`` is a float64 array
-    (len(positions), K) of exact integers: the unnormalised model of each symbol.
+    of exact integers: the unnormalised model of each symbol.
     """
     S, h, w = idx.shape
     K = tables.num_codes
@@ -68,9 +71,18 @@ def _iter_stage_models(idx: np.ndarray, tables: CodingTables, decoding: bool):
         else:
             prev = None
             rows_all = np.full(h * w, tables.bucket_map[0, 0], np.int64)
-        for start in range(0, len(anchors), chunk):
-            pos = anchors[start : start + chunk]
-            yield s, pos, base[rows_all[pos]]
+        # anchors: grouped by bucket (ascending), raster order within a bucket;
+        # one shared model per group (a 1-D weight row)
+        if s > 0:
+            arows = rows_all[anchors]
+            order = np.argsort(arows, kind="stable")
+            sorted_rows = arows[order]
+            cuts = np.flatnonzero(np.diff(sorted_rows)) + 1
+            for grp in np.split(order, cuts):
+                if len(grp):
+                    yield s, anchors[grp], base[arows[grp[0]]]
+        elif len(anchors):
+            yield s, anchors, base[rows_all[0]]
         for start in range(0, len(non), chunk):
             pos = non[start : start + chunk]
             nbi = nb[start : start + chunk]
@@ -119,7 +131,11 @@ def encode_indices(indices: np.ndarray, tables: CodingTables) -> bytes:
     enc = c.stream.queue.RangeEncoder()
     flat = idx.reshape(idx.shape[0], -1)
     for s, pos, weights in _iter_stage_models(idx, tables, decoding=False):
-        enc.encode(flat[s, pos].astype(np.int32), family, weights)
+        symbols = flat[s, pos].astype(np.int32)
+        if weights.ndim == 1:
+            enc.encode(symbols, c.stream.model.Categorical(weights, perfect=False))
+        else:
+            enc.encode(symbols, family, weights)
     return enc.get_compressed().astype("<u4").tobytes()
 
 
@@ -146,7 +162,10 @@ def decode_indices(payload: bytes, tables: CodingTables, num_stages: int, height
         family = c.stream.model.Categorical(perfect=False)
         dec = c.stream.queue.RangeDecoder(words)
         for s, pos, weights in _iter_stage_models(idx, tables, decoding=True):
-            flat[s, pos] = dec.decode(family, weights)
+            if weights.ndim == 1:
+                flat[s, pos] = dec.decode(c.stream.model.Categorical(weights, perfect=False), len(pos))
+            else:
+                flat[s, pos] = dec.decode(family, weights)
         exhausted = dec.maybe_exhausted()
     except FormatError:
         raise

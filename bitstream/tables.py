@@ -3,8 +3,9 @@
 Context model (see FORMAT.md, "Coding tables")
 ----------------------------------------------
 Stages are coded in order 0, 1, ..., and within a stage the positions are
-split in a checkerboard: *anchors* ``(i + j) % 2 == 0`` first, then the
-*non-anchors* ``(i + j) % 2 == 1``, each group in raster order.
+split in a checkerboard: *anchors* ``(i + j) % 2 == 0`` first (grouped by
+their bucket, ascending, raster order within a bucket), then the
+*non-anchors* ``(i + j) % 2 == 1`` in raster order.
 
 * Every stage ``s`` has ``B`` count rows ``counts[s, b, :]`` (all entries
   >= 1).  The row used at a position is ``b = bucket_map[s, prev]``, where
@@ -200,6 +201,9 @@ class CodingTables:
         flat = idx.reshape(idx.shape[0], -1)
         for s, pos, w in _iter_stage_models(idx, self, decoding=False):
             sym = flat[s, pos]
-            p = w[np.arange(len(pos)), sym] / w.sum(axis=1)
+            if w.ndim == 1:
+                p = w[sym] / w.sum()
+            else:
+                p = w[np.arange(len(pos)), sym] / w.sum(axis=1)
             total -= float(np.sum(np.log2(p)))
         return total
