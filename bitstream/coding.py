@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from .errors import CorruptDataError, FormatError
+from .errors import CorruptDataError, FormatError, ImageTooLargeError
 from .tables import BOOST_SHIFT, CodingTables
 
 __all__ = ["encode_indices", "decode_indices"]
@@ -139,10 +139,25 @@ def encode_indices(indices: np.ndarray, tables: CodingTables) -> bytes:
     return enc.get_compressed().astype("<u4").tobytes()
 
 
-def decode_indices(payload: bytes, tables: CodingTables, num_stages: int, height: int, width: int) -> np.ndarray:
+#: Default cap on num_stages * height * width in :func:`decode_indices`
+#: (8 stages of the latent grid of a 2**28-pixel image at stride 8 is 2**25).
+DEFAULT_MAX_SYMBOLS = 1 << 27
+
+
+def decode_indices(
+    payload: bytes,
+    tables: CodingTables,
+    num_stages: int,
+    height: int,
+    width: int,
+    *,
+    max_symbols: int | None = DEFAULT_MAX_SYMBOLS,
+) -> np.ndarray:
     """Inverse of :func:`encode_indices`: return an int64 array (num_stages, height, width).
 
-    Raises :class:`FormatError` if the payload cannot be a valid encoding.
+    Raises :class:`FormatError` if the payload cannot be a valid encoding, and
+    :class:`ImageTooLargeError` (before allocating anything) if
+    ``num_stages * height * width`` exceeds ``max_symbols`` (None = no cap).
     """
     if not isinstance(tables, CodingTables):
         raise TypeError("tables must be a bitstream.CodingTables")
@@ -151,6 +166,10 @@ def decode_indices(payload: bytes, tables: CodingTables, num_stages: int, height
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if num_stages > tables.num_stages:
         raise ValueError(f"num_stages={num_stages} exceeds the tables' {tables.num_stages} stages")
+    if max_symbols is not None and int(num_stages) * int(height) * int(width) > max_symbols:
+        raise ImageTooLargeError(
+            f"index grid {num_stages}x{height}x{width} has more than max_symbols={max_symbols} entries"
+        )
     payload = bytes(payload)
     if len(payload) % 4:
         raise CorruptDataError(f"index payload is {len(payload)} bytes, not a whole number of 32-bit words")

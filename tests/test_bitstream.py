@@ -174,6 +174,16 @@ def test_encode_rejects_bad_indices():
         encode_indices(np.zeros((1, 2, 2), np.float32), tables)
 
 
+def test_decode_refuses_huge_grids_before_allocating():
+    tables = CodingTables.uniform(255, 4)
+    with pytest.raises(ImageTooLargeError):
+        decode_indices(b"", tables, 255, 1 << 20, 1 << 20)
+    with pytest.raises(ImageTooLargeError):
+        decode_indices(b"", tables, 2, 10, 10, max_symbols=199)
+    assert decode_indices(encode_indices(np.zeros((2, 10, 10), np.int64), tables), tables, 2, 10, 10,
+                          max_symbols=200).shape == (2, 10, 10)
+
+
 def test_decode_rejects_bad_payloads():
     rng = np.random.default_rng(5)
     tables = random_tables(rng, 2, 16)
