@@ -150,6 +150,8 @@ def _summarise(records: list[dict]) -> dict:
             out[f"{side}_split_s"] = split
     if "quality" in records[0]:
         out["quality"] = [r["quality"] for r in records]
+    out["per_image"] = [{k: r[k] for k in ("image", "quality", "bpp", "encode_s", "decode_s", "encode_split",
+                                           "decode_split", "target_bpp") if k in r} for r in records]
     return out
 
 
@@ -351,7 +353,7 @@ def main(argv=None) -> int:
         for i, lvl in enumerate(level_ids):
             if codec is not None:
                 rec = time_ours(codec, image, lvl, args.repeat)
-                rec.update(pixels=w * h, bpp=bpp(rec["bytes"], h, w), quality=lvl)
+                rec.update(image=path.name, pixels=w * h, bpp=bpp(rec["bytes"], h, w), quality=lvl)
                 per_level[lvl].setdefault(ours.KEY, []).append(rec)
                 target = rec["bpp"]
                 bar.update(1, f"{path.name} {ours.KEY} {lvl}")
@@ -360,7 +362,7 @@ def main(argv=None) -> int:
             for c in pillow:
                 q, _ = match_quality(c, image, target, caches.setdefault((c.key, path), {}))
                 rec = time_pillow(c, image, q, args.repeat)
-                rec.update(pixels=w * h, bpp=bpp(rec["bytes"], h, w), quality=q, target_bpp=target)
+                rec.update(image=path.name, pixels=w * h, bpp=bpp(rec["bytes"], h, w), quality=q, target_bpp=target)
                 per_level[lvl].setdefault(c.key, []).append(rec)
                 bar.update(1, f"{path.name} {c.key} {lvl}")
     bar.close()
