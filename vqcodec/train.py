@@ -196,6 +196,12 @@ def _load_for_resume(path: Path, lr: float, steps: int):
             flush=True,
         )
         _compile(model, lr, steps)
+        return model
+    schedule = model.optimizer._learning_rate
+    if isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.decay_steps != max(1, steps):
+        # A run resumed with a new --steps keeps its step count but decays to the new end.
+        print(f"learning-rate schedule now decays over {steps} steps (was {schedule.decay_steps})", flush=True)
+        model.optimizer.learning_rate = _schedule(lr, steps)
     return model
 
 
