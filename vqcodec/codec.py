@@ -374,7 +374,7 @@ def read_indices(data: bytes, model=None, *, max_pixels: int | None = None):
     model = _resolve_model(model)
     header, payload, _, tables = _unpack(data, model, max_pixels)
     grid = bitstream.decode_indices(
-        payload, tables, header.num_stages, header.latent_height, header.latent_width
+        payload, tables, header.num_stages, header.latent_height, header.latent_width, max_symbols=None
     )
     return header, grid
 
@@ -415,7 +415,8 @@ def _decode_alpha(alpha_payload: bytes, header) -> Image.Image:
 
 
 def decompress(data: bytes, model=None, *, timings: dict | None = None, max_pixels: int | None = None) -> Image.Image:
-    """Decode ``.vqc`` bytes into a PIL image of the stored mode (L, LA, RGB or RGBA).
+    """Decode ``.vqc`` bytes (or a path to a ``.vqc`` file) into a PIL image of the
+    stored mode (L, LA, RGB or RGBA).
 
     Raises a ``bitstream.FormatError`` subclass for a corrupt or truncated
     file, ``bitstream.ModelMismatchError`` for a file made by another model.
@@ -428,8 +429,9 @@ def decompress(data: bytes, model=None, *, timings: dict | None = None, max_pixe
     model = _resolve_model(model)
     header, payload, alpha_payload, tables = _unpack(data, model, max_pixels)
     with _timed(timings, "entropy"):
+        # the grid size is already bounded by max_pixels (checked in _unpack)
         grid = bitstream.decode_indices(
-            payload, tables, header.num_stages, header.latent_height, header.latent_width
+            payload, tables, header.num_stages, header.latent_height, header.latent_width, max_symbols=None
         )
         alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None
     if grid.size and int(grid.max()) >= int(model.num_embeddings):
