@@ -294,3 +294,17 @@ def test_pillow_plugin(model, tmp_path):
         assert bitstream.read_header(out.read_bytes()).num_stages == 1
     finally:
         pillow_plugin.set_model(None)
+
+
+def test_import_vqcodec_registers_pillow_plugin_without_keras():
+    """`import vqcodec` alone makes Pillow recognise .vqc, and loads no TensorFlow/Keras."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vqcodec; from PIL import Image; "
+        "assert 'VQC' in Image.OPEN, sorted(Image.OPEN); "
+        "assert '.vqc' in Image.registered_extensions(); "
+        "assert not {'tensorflow', 'keras'} & set(sys.modules), 'heavy import'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

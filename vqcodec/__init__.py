@@ -15,6 +15,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
+# Registers .vqc with Pillow, so that after ``import vqcodec`` Image.open("x.vqc")
+# decodes (Pillow + numpy only; the model loads on first decode).
+from vqcodec import pillow_plugin as _pillow_plugin  # noqa: E402,F401
+
 _LAZY = {
     "VectorQuantizer": "vqcodec.quantizer",
     "ResidualVectorQuantizer": "vqcodec.quantizer",
