@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package: import it from the checkout
+    sys.path.insert(0, str(ROOT))
+
 pytest.importorskip("bjontegaard", reason="benchmarks need the 'bench' extra (bjontegaard)")
 pytest.importorskip("matplotlib", reason="benchmarks need the 'bench' extra (matplotlib)")
 
@@ -22,8 +26,6 @@ from benchmarks import ours, rd, speed  # noqa: E402
 from benchmarks.bdrate import bd_rate, monotone_curve  # noqa: E402
 from benchmarks.common import list_images, ms_ssim, ms_ssim_db, ms_ssim_settings, psnr  # noqa: E402
 from benchmarks.report import REFERENCE_DIR, load_curve, load_references  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tiny_image(w: int, h: int, seed: int) -> Image.Image:
