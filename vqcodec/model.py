@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from vqcodec.quantizer import ResidualVectorQuantizer
+from vqcodec.quantizer import ResidualVectorQuantizer, _replica_context
 
 __all__ = ["VQVAEModel"]
 
@@ -158,7 +158,12 @@ class VQVAEModel(keras.Model):
         reconstruction = self.reconstruction_loss_weight * ops.mean(
             ops.square(ops.cast(target, "float32") - ops.cast(y_pred, "float32"))
         )
-        vq_loss = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in self.losses]))
+        losses = self.losses
+        if _replica_context() is not None and self.quantizer.replica_loss() is not None:
+            # Under MirroredStrategy the replicas' threads share the layers' loss lists
+            # (and take turns at the quantiser's all-reduces): use this replica's own loss.
+            losses = [self.quantizer.replica_loss()]
+        vq_loss = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in losses]))
         total = reconstruction + vq_loss
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.vq_loss_tracker.update_state(vq_loss)

@@ -8,10 +8,82 @@ in half precision picks wrong codes.
 
 from __future__ import annotations
 
+import threading
+
 import keras
 from keras import ops
 
 __all__ = ["VectorQuantizer", "ResidualVectorQuantizer"]
+
+
+def _replica_context():
+    """The TF replica context inside a ``tf.distribute`` step with more than one replica, else None.
+
+    The only backend-specific code of this module: a no-op (None) under other
+    backends, outside a strategy and with one replica.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def _sum_over_replicas(x):
+    """``x`` summed over the replicas of a multi-replica ``tf.distribute`` step (else ``x``).
+
+    Each replica sees only its slice of the global batch; the quantiser's
+    state (EMA codebook, usage statistics) must be updated from statistics of
+    the whole batch, identically on every replica, or the replicas' copies of
+    that state drift apart.
+    """
+    context = _replica_context()
+    return x if context is None else context.all_reduce("SUM", x)
+
+
+def _batch_position(n):
+    """``(offset, total)``: this replica's ``n`` rows are rows ``offset:offset + n`` of the global batch.
+
+    The global batch is the replicas' slices in replica order (how
+    ``tf.distribute`` splits a batch); ``(0, n)`` without replicas.
+    """
+    context = _replica_context()
+    if context is None:
+        return 0, n
+    replicas = context.num_replicas_in_sync
+    me = ops.one_hot(context.replica_id_in_sync_group, replicas, dtype="int32")
+    sizes = _sum_over_replicas(me * ops.cast(n, "int32"))
+    offset = ops.sum(sizes * ops.cast(ops.arange(replicas) < context.replica_id_in_sync_group, "int32"))
+    return offset, ops.sum(sizes)
+
+
+def _random_rows(flat, count, seed_generator):
+    """``count`` random rows of the global batch of ``flat``: the same rows on every replica.
+
+    Draws the indices over the global batch (every replica's seed generator
+    is in the same state, so all draw the same indices, as one device would)
+    and sums each replica's contribution of the rows it holds.
+    """
+    n = ops.shape(flat)[0]
+    offset, total = _batch_position(n)
+    pick = keras.random.randint((count,), 0, total, seed=seed_generator)
+    if _replica_context() is None:
+        return ops.take(flat, pick, axis=0)
+    local = pick - offset
+    mine = ops.logical_and(local >= 0, local < n)
+    rows = ops.take(flat, ops.clip(local, 0, n - 1), axis=0)
+    return _sum_over_replicas(ops.where(mine[:, None], rows, ops.zeros_like(rows)))
+
+
+# Each thread's last loss per quantiser (id): MirroredStrategy traces every replica's step
+# in its own thread, and those threads take turns at each all-reduce, so a layer's
+# shared ``losses`` list can hold another replica's loss as well.
+_THREAD_LOSSES = threading.local()
 
 
 def _nearest_codes(flat, codebook):
@@ -146,8 +218,9 @@ class VectorQuantizer(keras.layers.Layer):
             loss = loss + ops.mean(ops.square(ops.stop_gradient(x) - quantized))
 
         if training:
+            # State updates use whole-batch statistics (summed over replicas under tf.distribute).
             one_hot = ops.one_hot(flat_idx, self.num_embeddings, dtype="float32")
-            counts = ops.sum(one_hot, axis=0)
+            counts = _sum_over_replicas(ops.sum(one_hot, axis=0))
             if self.use_ema:
                 codebook = self._ema_update(flat, one_hot, counts)
             self._track_usage(counts)
@@ -170,9 +243,7 @@ class VectorQuantizer(keras.layers.Layer):
     def _init_codebook_from_data(self, flat, codebook):
         """Seeds an EMA codebook from the first batch, so no code starts dead."""
         initialized = ops.cast(self._ema_initialized, "float32")
-        n = ops.shape(flat)[0]
-        pick = keras.random.randint((self.num_embeddings,), 0, n, seed=self.seed_generator)
-        seeded = ops.take(flat, pick, axis=0)
+        seeded = _random_rows(flat, self.num_embeddings, self.seed_generator)
         codebook = initialized * codebook + (1.0 - initialized) * seeded
         self.embeddings.assign(codebook)
         self.ema_embedding_sum.assign(
@@ -187,8 +258,8 @@ class VectorQuantizer(keras.layers.Layer):
     def _ema_update(self, flat, one_hot, counts):
         decay = self.ema_decay
         cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
-        embed_sum = decay * self.ema_embedding_sum + (1.0 - decay) * ops.matmul(
-            ops.transpose(one_hot), flat
+        embed_sum = decay * self.ema_embedding_sum + (1.0 - decay) * _sum_over_replicas(
+            ops.matmul(ops.transpose(one_hot), flat)
         )
         total = ops.sum(cluster_size)
         smoothed = (cluster_size + self.epsilon) / (total + self.num_embeddings * self.epsilon) * total
@@ -208,9 +279,7 @@ class VectorQuantizer(keras.layers.Layer):
     def _restart_dead_codes(self, flat, codebook):
         k = self.num_embeddings
         dead = self.code_usage < (self.dead_code_threshold / k)
-        n = ops.shape(flat)[0]
-        pick = keras.random.randint((k,), 0, n, seed=self.seed_generator)
-        candidates = ops.stop_gradient(ops.take(flat, pick, axis=0))
+        candidates = ops.stop_gradient(_random_rows(flat, k, self.seed_generator))
         dead_f = ops.cast(dead, "float32")[:, None]
         new_codebook = dead_f * candidates + (1.0 - dead_f) * codebook
         self.embeddings.assign(new_codebook)
@@ -315,7 +384,11 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         total_loss = 0.0
         if training and self.stage_dropout:
             batch = ops.shape(x)[0]
-            keep_upto = keras.random.randint((batch,), 1, n + 1, seed=self.seed_generator)
+            # Drawn for the global batch (as on one device), then this replica's slice.
+            offset, total = _batch_position(batch)
+            keep_upto = keras.random.randint((total,), 1, n + 1, seed=self.seed_generator)
+            if _replica_context() is not None:
+                keep_upto = ops.slice(keep_upto, (offset,), (batch,))
             keep_shape = (batch,) + (1,) * (len(x.shape) - 1)
         for s in range(n):
             _, quantized, _, loss = self.stages[s].quantize_vectors(residual, training=training)
@@ -326,6 +399,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
                 keep = ops.reshape(ops.cast(keep_upto > s, "float32"), keep_shape)
                 kept_sum = kept_sum + keep * quantized
         self.add_loss(total_loss)
+        _THREAD_LOSSES.__dict__[id(self)] = total_loss
         if training and self.stage_dropout:
             target = kept_sum
         else:
@@ -354,6 +428,10 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         for s in range(n):
             total = total + self.stages[s].lookup(indices[..., s])
         return total
+
+    def replica_loss(self):
+        """The loss of this layer's last call in this thread (this replica's under ``tf.distribute``)."""
+        return _THREAD_LOSSES.__dict__.get(id(self))
 
     @property
     def perplexities(self):

@@ -144,6 +144,42 @@ def _make_strategy(name: str):
     raise ValueError(f"unknown strategy {name!r}")
 
 
+def _clip_after_all_reduce(optimizer) -> None:
+    """Makes ``optimizer`` clip the replicas' summed gradient, as on one device.
+
+    Keras' ``BaseOptimizer.apply`` clips (``clipnorm`` etc.) each replica's
+    gradient *before* the optimizer sums them over the replicas, so under
+    ``MirroredStrategy`` a clipped step differs from the one-device step on
+    the same global batch. This wraps the instance's ``_clip_gradients``: in a
+    multi-replica step it sums the gradients first, clips the sum and hands
+    every replica ``clipped / replicas`` (which the optimizer's own sum turns
+    back into the clipped global gradient). Not saved with the optimizer:
+    applied again after every (re)load. A no-op with one replica.
+    """
+    import tensorflow as tf
+
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+    if getattr(optimizer, "_vqcodec_clip_after_all_reduce", False):
+        return
+    clip = optimizer._clip_gradients
+
+    def clip_global(grads):
+        context = tf.distribute.get_replica_context()
+        clipping = optimizer.clipnorm or optimizer.global_clipnorm or optimizer.clipvalue
+        if not clipping or context is None or context.num_replicas_in_sync == 1:
+            return clip(grads)
+        present = [i for i, g in enumerate(grads) if g is not None]
+        summed = context.all_reduce("SUM", [tf.convert_to_tensor(grads[i]) for i in present])
+        clipped = clip(summed)
+        grads = list(grads)
+        for i, g in zip(present, clipped):
+            grads[i] = g / context.num_replicas_in_sync
+        return grads
+
+    optimizer._clip_gradients = clip_global
+    optimizer._vqcodec_clip_after_all_reduce = True
+
+
 def fit_coding_tables(model, images: list[np.ndarray], max_side: int = 1024):
     """Fits the entropy coder's integer tables (``bitstream.CodingTables``) on the indices of ``images``."""
     import bitstream
@@ -278,6 +314,11 @@ def _train(
     keras.config.set_dtype_policy(precision)
     keras.utils.set_random_seed(seed)
     dist = _make_strategy(strategy)
+    if dist is not None and batch_size % dist.num_replicas_in_sync:
+        # Keras cannot build the model from unequal per-replica batches (AddN shape error).
+        raise ValueError(
+            f"--batch-size {batch_size} must be a multiple of the {dist.num_replicas_in_sync} replicas of --strategy {strategy}"
+        )
     scope = dist.scope() if dist is not None else _null_scope()
     with scope:
         if resume:
@@ -288,6 +329,8 @@ def _train(
                 seed=seed, reconstruction_loss_weight=reconstruction_loss_weight, **(model_kwargs or {})
             )
             _compile(model, lr, steps)
+        if dist is not None:
+            _clip_after_all_reduce(model.optimizer)
     print(f"model: {model.count_params():,} parameters", flush=True)
 
     done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
@@ -311,6 +354,10 @@ def _train(
             initial_epoch=initial_interval,
             callbacks=callbacks,
             verbose=verbose,
+            # Batches are already random; Keras' shuffle of their order draws on Python's
+            # global `random`, which MirroredStrategy's extra pass (symbolic build) also
+            # advances, so the orders differed between strategies (and on resume).
+            shuffle=False,
         )
     else:
         print(f"already at step {done} of {steps}: nothing to train", flush=True)
