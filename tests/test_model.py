@@ -311,3 +311,14 @@ def test_trains_under_jax_backend(tmp_path):
         assert recon[-1] < 0.8 * recon[0], recon
         assert history["perplexity"][-1] > 1.0
     assert ema["history"]["loss"][-1] < 0.8 * ema["history"]["loss"][0]
+
+
+def test_validation_logs_real_usage_metrics():
+    """val_perplexity / val_codebook_usage describe the validation batches, not a constant 0."""
+    keras.utils.set_random_seed(3)
+    model = vqcodec.build_image_vqvae(channels=8, embedding_dim=4, num_stages=2, num_embeddings=16, res_blocks=1)
+    model.compile(optimizer="adam")
+    x = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    history = model.fit(x, validation_data=(x,), epochs=1, batch_size=4, verbose=0).history
+    assert 1.0 <= history["val_perplexity"][0] <= 16.0
+    assert 0.0 < history["val_codebook_usage"][0] <= 1.0

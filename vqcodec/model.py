@@ -167,9 +167,8 @@ class VQVAEModel(keras.Model):
         total = reconstruction + vq_loss
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.vq_loss_tracker.update_state(vq_loss)
-        if training:
-            self.perplexity_tracker.update_state(ops.mean(ops.stack(self.quantizer.perplexities)))
-            self.usage_tracker.update_state(ops.mean(ops.stack(self.quantizer.usages)))
+        self.perplexity_tracker.update_state(ops.mean(ops.stack(self.quantizer.perplexities)))
+        self.usage_tracker.update_state(ops.mean(ops.stack(self.quantizer.usages)))
         return _scale_for_replicas(total)
 
     @property

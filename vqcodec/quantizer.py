@@ -116,9 +116,9 @@ class VectorQuantizer(keras.layers.Layer):
     re-assigned inside the compiled step, so restarts need ``use_ema=True``
     there.)
 
-    Usage statistics of the last training batch (``perplexity`` and
-    ``usage``, the fraction of codes used) are exposed as non-trainable
-    scalars so the model can report them as metrics.
+    Usage statistics of the last batch seen in training or evaluation
+    (``perplexity`` and ``usage``, the fraction of codes used) are exposed as
+    non-trainable scalars so the model can report them as metrics.
     """
 
     def __init__(
@@ -217,13 +217,14 @@ class VectorQuantizer(keras.layers.Layer):
         if not self.use_ema:
             loss = loss + ops.mean(ops.square(ops.stop_gradient(x) - quantized))
 
+        # State updates use whole-batch statistics (summed over replicas under tf.distribute).
+        one_hot = ops.one_hot(flat_idx, self.num_embeddings, dtype="float32")
+        counts = _sum_over_replicas(ops.sum(one_hot, axis=0))
+        probs = self._track_batch_usage(counts)
         if training:
-            # State updates use whole-batch statistics (summed over replicas under tf.distribute).
-            one_hot = ops.one_hot(flat_idx, self.num_embeddings, dtype="float32")
-            counts = _sum_over_replicas(ops.sum(one_hot, axis=0))
             if self.use_ema:
                 codebook = self._ema_update(flat, one_hot, counts)
-            self._track_usage(counts)
+            self.code_usage.assign(self.usage_decay * self.code_usage + (1.0 - self.usage_decay) * probs)
             if self.dead_code_threshold > 0:
                 self._restart_dead_codes(flat, codebook)
 
@@ -269,12 +270,13 @@ class VectorQuantizer(keras.layers.Layer):
         self.embeddings.assign(codebook)
         return codebook
 
-    def _track_usage(self, counts):
+    def _track_batch_usage(self, counts):
+        """Sets ``perplexity`` and ``usage`` from this batch's code counts (training or not)."""
         probs = counts / ops.maximum(ops.sum(counts), 1.0)
         entropy = -ops.sum(probs * ops.log(probs + 1e-10))
         self.perplexity.assign(ops.exp(entropy))
         self.usage.assign(ops.mean(ops.cast(counts > 0, "float32")))
-        self.code_usage.assign(self.usage_decay * self.code_usage + (1.0 - self.usage_decay) * probs)
+        return probs
 
     def _restart_dead_codes(self, flat, codebook):
         k = self.num_embeddings
