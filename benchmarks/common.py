@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vqcodec.metrics import psnr  # noqa: F401  (re-exported for the benchmarks)
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 
 # Default MS-SSIM weights (Wang et al. 2003), as used by tf.image.ssim_multiscale.
@@ -44,16 +46,6 @@ def to_array(image: Image.Image) -> np.ndarray:
 def bpp(num_bytes: int, height: int, width: int) -> float:
     """Bits per pixel of a whole file of ``num_bytes`` for an ``height`` x ``width`` original."""
     return num_bytes * 8.0 / (height * width)
-
-
-def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """PSNR in dB on 8-bit RGB (peak 255), mean squared error over all pixels and channels."""
-    if reference.shape != decoded.shape:
-        raise ValueError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
-    mse = np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2)
-    if mse == 0:
-        return float("inf")
-    return float(10.0 * math.log10(255.0**2 / mse))
 
 
 def ms_ssim_settings(height: int, width: int) -> tuple[tuple[float, ...], int]:

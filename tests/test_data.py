@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from vqcodec.metrics import psnr
 from PIL import Image
 
 from vqcodec import data
@@ -122,8 +124,8 @@ def test_cut_patches_file_and_patch_dataset(tmp_path):
 
 def test_psnr_and_center_crop():
     a = np.zeros((4, 4))
-    assert data.psnr(a, a) == float("inf")
-    assert data.psnr(a, a + 255) == pytest.approx(0.0)
+    assert psnr(a, a) == float("inf")
+    assert psnr(a, a + 255) == pytest.approx(0.0)
     im = np.arange(21 * 30).reshape(21, 30)
     c = data.center_crop_multiple(im, 8, max_side=16)
     assert c.shape == (16, 16) and c[0, 0] == im[2, 7]

@@ -197,6 +197,7 @@ def _bpp(nbytes: int, width: int, height: int) -> float:
 
 def _load_model(args):
     from vqcodec import codec
+    from vqcodec.metrics import psnr
 
     return codec.load_model(args.model)
 
@@ -291,6 +292,7 @@ def cmd_demo(args) -> int:
     import numpy as np
 
     from vqcodec import codec
+    from vqcodec.metrics import psnr
 
     sample = files("vqcodec") / "samples" / "endeavour.png"
     with sample.open("rb") as f:
@@ -315,11 +317,10 @@ def cmd_demo(args) -> int:
         t1 = time.perf_counter()
         out = codec.decompress(data, model=model)
         t2 = time.perf_counter()
-        mse = float(np.mean((np.asarray(out.convert("RGB"), dtype=np.float64) - ref) ** 2))
-        psnr = float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+        psnr_db = psnr(ref, np.asarray(out.convert("RGB")))
         mark = "  (default)" if q == default else ""
         print(
-            f"{q:>7} {len(data):>8} {_bpp(len(data), img.width, img.height):>7.3f} {psnr:>8.2f} "
+            f"{q:>7} {len(data):>8} {_bpp(len(data), img.width, img.height):>7.3f} {psnr_db:>8.2f} "
             f"{t1 - t0:>6.2f} {t2 - t1:>6.2f}{mark}"
         )
         if args.save is not None:

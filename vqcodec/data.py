@@ -7,7 +7,6 @@ numpy slicing, which keeps both cores busy with the model.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import keras
@@ -190,12 +189,6 @@ def center_crop_multiple(image: np.ndarray, multiple: int, max_side: int | None 
     tw = (min(w, max_side or w) // multiple) * multiple
     y, x = (h - th) // 2, (w - tw) // 2
     return image[y : y + th, x : x + tw]
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB between two arrays on the same scale."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,8 @@ from vqcodec.data import (
     find_images,
     load_patches,
     load_rgb,
-    psnr,
 )
+from vqcodec.metrics import psnr
 
 __all__ = ["train", "fit_coding_tables", "export_inference_model", "main"]
 
