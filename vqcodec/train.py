@@ -269,16 +269,17 @@ def train(
     Keras' global dtype policy is set to ``precision`` while training and
     restored afterwards.
     """
+    options = dict(locals())
     previous_policy = keras.config.dtype_policy()
     try:
-        return _train(**locals())
+        return _train(**options)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
 def _train(
     data_dir, output, *, steps, batch_size, patch_size, lr, val_dir, holdout, resume, strategy, log_every, val_every,
-    precision, model_kwargs, reconstruction_loss_weight, seed, verbose, patches, previous_policy=None,
+    precision, model_kwargs, reconstruction_loss_weight, seed, verbose, patches,
 ):
     output = Path(output)
     if output.suffix != ".keras":
