@@ -268,3 +268,32 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_default(tmp_path):
 def test_multiworker_strategy_runs_as_single_worker_without_tf_config(tmp_path):
     r = _run_strategies(tmp_path, "multiworker")  # no TF_CONFIG: one worker
     assert r["multiworker"]["loss"][-1] < r["multiworker"]["loss"][0]
+
+
+@pytest.mark.slow
+def test_train_from_patches_under_jax_then_codec_under_tensorflow(tmp_path):
+    """The accelerator path: `vqcodec train --patches` with KERAS_BACKEND=jax, then the
+    exported model compresses and decompresses under the default TensorFlow backend."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    images = make_images(tmp_path / "imgs", n=4, size=(80, 96))
+    patches = tmp_path / "p.npz"
+    assert vdata.main(["cut", str(images), "-o", str(patches), "--count", "32", "--patch-size", "32"]) == 0
+    out = tmp_path / "jax" / "m.keras"
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    args = ["--patches", str(patches), "-o", str(out), "--steps", "20", "--log-every", "10", "--holdout", "4",
+            "--batch-size", "4", "--patch-size", "32", "--channels", "8", "--embedding-dim", "4", "--stages", "3",
+            "--codes", "16", "--res-blocks", "1", "--precision", "float32"]
+    proc = subprocess.run([sys.executable, "-m", "vqcodec.train", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_log(out.with_suffix(".log.csv"))
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
+
+    import vqcodec
+
+    image = Image.open(sorted(images.glob("*.png"))[0]).convert("RGB")
+    data = vqcodec.compress(image, quality=3, model=out)
+    assert vqcodec.decompress(data, model=out).size == image.size
