@@ -278,27 +278,15 @@ def test_rd_and_speed_handle_our_codec(tiny_dir, tmp_path, monkeypatch, capsys):
 # ---------------------------------------------------------------- our side, the real codec
 
 @pytest.fixture
-def real_codec_model(request):
-    """Model path for the real vqcodec (the tiny untrained test model), or skip if the API is absent."""
-    reason = ours.unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"vqcodec API not available: {reason}")
-    try:
-        return str(request.getfixturevalue("tiny_model_path"))
-    except pytest.FixtureLookupError:
-        pass
-    try:
-        import vqcodec
-
-        vqcodec.load_model(None)
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no tiny_model_path fixture and no default model: {exc}")
-    return None
+def real_codec_model(tiny_model_path):
+    """Model path for the real vqcodec: the tiny test model (the codec must work; no skipping)."""
+    assert ours.unavailable_reason() is None
+    return str(tiny_model_path)
 
 
 def test_rd_and_speed_end_to_end_with_vqcodec(tiny_dir, tmp_path, real_codec_model, capsys):
     out = tmp_path / "real"
-    model = ["--model", real_codec_model] if real_codec_model else []
+    model = ["--model", real_codec_model]
     assert rd.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "vqcodec,jpeg"] + model) == 0
     data = _check_codec_json(out / "vqcodec.json")
     assert data["key"] == "vqcodec" and data["results"]["quality"] == sorted(data["results"]["quality"])

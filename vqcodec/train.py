@@ -11,6 +11,7 @@ which ``vqcodec compress --model`` can use at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -320,7 +321,7 @@ def _train(
         raise ValueError(
             f"--batch-size {batch_size} must be a multiple of the {dist.num_replicas_in_sync} replicas of --strategy {strategy}"
         )
-    scope = dist.scope() if dist is not None else _null_scope()
+    scope = dist.scope() if dist is not None else contextlib.nullcontext()
     with scope:
         if resume:
             model = _load_for_resume(Path(resume), lr, steps)
@@ -374,14 +375,6 @@ def _train(
     atomic_save(exported, output)
     print(f"saved {output} ({output.stat().st_size / 1e6:.1f} MB)", flush=True)
     return exported
-
-
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
