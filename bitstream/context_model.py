@@ -1,0 +1,178 @@
+"""The context model of grouped index grids: integer frequency tables, contexts from decoded indices only.
+
+A grid holds one index per latent position and code group, shape (h, w, G).
+Symbols are coded group by group; within a group, first the checkerboard's
+anchor positions, then the others. Each symbol's context is one of
+:data:`NUM_CONTEXTS` values computed with integer arithmetic from indices the
+decoder already has:
+
+- every index maps to a *class* 0..3 by how common its code is at that
+  quality and group (at least 1/4, 1/16, 1/64 of the fitted counts, or rarer),
+  decided by integer comparisons of the counts;
+- an anchor's context is ``(2 * centre + up + down + left + right) * 8 // 19``
+  over the classes of the *previous group* at and around its position;
+- a non-anchor's context is ``8 + (centre + up + down + left + right) // 2``
+  with the centre from the previous group and the four neighbours from the
+  current group's anchors.
+
+Missing neighbours (borders, the first group) count as class 0. The tables
+are integer counts, so the probabilities, and so the bytes, are the same on
+every machine and runtime: nothing here depends on floating-point network
+output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ContextModel", "NUM_CONTEXTS"]
+
+NUM_CONTEXTS = 16
+_CLASS_SHARES = (4, 16, 64)  # class 0: count * 4 >= total; 1: * 16 >= total; 2: * 64 >= total; else 3
+
+
+def _constriction():
+    import constriction  # imported lazily: keeps `import bitstream` fast
+
+    return constriction
+
+
+def _neighbour_sum(classes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Sum of the up/down/left/right entries of an (h, w) int array (masked entries count 0)."""
+    c = classes if mask is None else np.where(mask, classes, 0)
+    p = np.pad(c, 1)
+    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
+
+
+class ContextModel:
+    """Integer counts ``(Q, G, NUM_CONTEXTS, K)`` and the coding of (h, w, G) grids with them."""
+
+    def __init__(self, counts: np.ndarray):
+        counts = np.asarray(counts)
+        if counts.ndim != 4 or counts.shape[2] != NUM_CONTEXTS or counts.shape[3] < 2:
+            raise ValueError(f"counts must be (Q, G, {NUM_CONTEXTS}, K) with K >= 2, got {counts.shape}")
+        if counts.min() < 0:
+            raise ValueError("counts must be non-negative")
+        self.counts = counts.astype(np.int64)
+        self.num_qualities, self.num_groups, _, self.num_codes = counts.shape
+        totals = self.counts.sum(axis=(2, 3))[..., None]  # (Q, G, 1)
+        marginal = self.counts.sum(axis=2)  # (Q, G, K)
+        classes = np.full(marginal.shape, 3, np.int64)
+        for cls, share in reversed(list(enumerate(_CLASS_SHARES))):
+            classes[marginal * share >= totals] = cls
+        self.classes = classes
+        # Smoothed probabilities from integers: exact float64 arithmetic on every machine.
+        smoothed = (self.counts * 2 + 1).astype(np.float64)
+        self.probabilities = smoothed / smoothed.sum(axis=-1, keepdims=True)
+
+    # -- fitting -----------------------------------------------------------
+
+    @classmethod
+    def fit(cls, grids_by_quality: list[list[np.ndarray]], num_codes: int) -> "ContextModel":
+        """Counts the contexts of ``grids_by_quality[q]`` ((h, w, G) int grids) at every quality."""
+        q_count = len(grids_by_quality)
+        groups = next(g.shape[-1] for grids in grids_by_quality for g in grids)
+        # Classes come from the marginal counts, contexts from the classes: count twice.
+        marginal = np.zeros((q_count, groups, NUM_CONTEXTS, num_codes), np.int64)
+        for q, grids in enumerate(grids_by_quality):
+            for grid in grids:
+                for g in range(groups):
+                    marginal[q, g, 0] += np.bincount(grid[..., g].ravel(), minlength=num_codes)
+        first = cls(marginal)
+        counts = np.zeros_like(marginal)
+        for q, grids in enumerate(grids_by_quality):
+            for grid in grids:
+                for g, passes in enumerate(first._contexts(grid, q)):
+                    for positions, contexts in passes:
+                        symbols = grid[..., g].ravel()[positions]
+                        np.add.at(counts[q, g], (contexts, symbols), 1)
+        return cls(counts)
+
+    # -- contexts ----------------------------------------------------------
+
+    def _group_contexts(self, grid: np.ndarray, q: int, g: int, anchors_done: bool):
+        """(positions, contexts) of group ``g``'s anchors, or non-anchors once the anchors are in ``grid``."""
+        h, w, _ = grid.shape
+        ii, jj = np.indices((h, w))
+        anchor = (ii + jj) % 2 == 0
+        if g > 0:
+            prev = self.classes[q, g - 1][grid[..., g - 1]]
+        else:
+            prev = np.zeros((h, w), np.int64)
+        if not anchors_done:
+            ctx = (2 * prev + _neighbour_sum(prev)) * 8 // 19
+            mask = anchor
+        else:
+            cur = self.classes[q, g][grid[..., g]]
+            ctx = 8 + (prev + _neighbour_sum(cur, anchor)) // 2
+            mask = ~anchor
+        positions = np.flatnonzero(mask.ravel())
+        return positions, ctx.ravel()[positions]
+
+    def _contexts(self, grid: np.ndarray, q: int):
+        """For every group: [(anchor positions, contexts), (non-anchor positions, contexts)] of a full grid."""
+        return [
+            [self._group_contexts(grid, q, g, False), self._group_contexts(grid, q, g, True)]
+            for g in range(grid.shape[-1])
+        ]
+
+    # -- coding ------------------------------------------------------------
+
+    def _check(self, quality: int, groups: int) -> None:
+        if not 0 <= quality < self.num_qualities:
+            raise ValueError(f"quality {quality} out of range 0..{self.num_qualities - 1}")
+        if groups != self.num_groups:
+            raise ValueError(f"grid has {groups} groups, the model {self.num_groups}")
+
+    def _chunks(self, q: int, g: int, positions: np.ndarray, contexts: np.ndarray):
+        """Positions split by context (ascending), each with its probability row."""
+        order = np.argsort(contexts, kind="stable")
+        positions, contexts = positions[order], contexts[order]
+        cuts = np.flatnonzero(np.diff(contexts)) + 1
+        for pos, ctx in zip(np.split(positions, cuts), np.split(contexts, cuts)):
+            if len(pos):
+                yield pos, self.probabilities[q, g, ctx[0]]
+
+    def encode(self, grid: np.ndarray, quality: int) -> bytes:
+        """Range-codes an (h, w, G) grid of indices in 0..K-1."""
+        grid = np.asarray(grid)
+        self._check(quality, grid.shape[-1])
+        if grid.size and (grid.min() < 0 or grid.max() >= self.num_codes):
+            raise ValueError(f"indices must be in 0..{self.num_codes - 1}")
+        c = _constriction()
+        chunks = []
+        for g, passes in enumerate(self._contexts(grid, quality)):
+            flat = grid[..., g].ravel()
+            for positions, contexts in passes:
+                for pos, probs in self._chunks(quality, g, positions, contexts):
+                    chunks.append((flat[pos].astype(np.int32), probs))
+        coder = c.stream.stack.AnsCoder()
+        for symbols, probs in reversed(chunks):
+            coder.encode_reverse(symbols, c.stream.model.Categorical(probs, perfect=False))
+        return coder.get_compressed().tobytes()
+
+    def decode(self, data: bytes, height: int, width: int, quality: int) -> np.ndarray:
+        """The (height, width, G) int32 grid coded by :meth:`encode`."""
+        self._check(quality, self.num_groups)
+        c = _constriction()
+        if len(data) % 4:
+            raise ValueError("index payload length is not a multiple of 4 bytes")
+        coder = c.stream.stack.AnsCoder(np.frombuffer(data, dtype=np.uint32).copy())
+        grid = np.zeros((height, width, self.num_groups), np.int32)
+        for g in range(self.num_groups):
+            flat = grid[..., g].reshape(-1)
+            for anchors_done in (False, True):
+                positions, contexts = self._group_contexts(grid, quality, g, anchors_done)
+                for pos, probs in self._chunks(quality, g, positions, contexts):
+                    flat[pos] = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos))
+                grid[..., g] = flat.reshape(height, width)
+        return grid
+
+    def cross_entropy_bits(self, grid: np.ndarray, quality: int) -> float:
+        """Ideal code length of ``grid`` in bits under this model (what :meth:`encode` approaches)."""
+        total = 0.0
+        for g, passes in enumerate(self._contexts(np.asarray(grid), quality)):
+            flat = np.asarray(grid)[..., g].ravel()
+            for positions, contexts in passes:
+                total -= np.log2(self.probabilities[quality, g, contexts, flat[positions]]).sum()
+        return float(total)

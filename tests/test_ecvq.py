@@ -1,0 +1,140 @@
+"""EntropyConstrainedVQ and VariableRateVQVAE: assignment, rate gradients, rate control, save/load."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vqcodec.architecture import build_decoder, build_encoder
+from vqcodec.ecvq import EntropyConstrainedVQ, lattice_codebook
+from vqcodec.variable_rate_model import VariableRateVQVAE
+
+
+def _scalar_quantizer(rate_weight: float) -> EntropyConstrainedVQ:
+    """One quality, one group, codes [0, -1, 1] with probabilities [1/2, 1/4, 1/4], gain 1."""
+    layer = EntropyConstrainedVQ(num_qualities=1, num_embeddings=3, embedding_dim=1, rate_weight=rate_weight)
+    layer.logits.assign(np.log([[[0.5, 0.25, 0.25]]]).astype("float32"))
+    layer.log_gains.assign(np.zeros((1, 1), "float32"))
+    return layer
+
+
+def _tiny_model(seed: int = 0, code_dim: int = 2, lambdas=(0.01, 0.1)) -> VariableRateVQVAE:
+    keras.utils.set_random_seed(seed)
+    model = VariableRateVQVAE(
+        build_encoder(8, 4, 1), build_decoder(8, 4, 1),
+        num_embeddings=9, embedding_dim=4, code_dim=code_dim, lambdas=lambdas, seed=seed,
+    )
+    return model
+
+
+def test_lattice_codebook_is_nearest_integer_points():
+    assert lattice_codebook(3, 1)[:, 0].tolist() == [0.0, -1.0, 1.0]
+    square = lattice_codebook(9, 2)
+    assert sorted(map(tuple, square.tolist())) == sorted((i, j) for i in (-1.0, 0.0, 1.0) for j in (-1.0, 0.0, 1.0))
+    assert len({tuple(p) for p in lattice_codebook(256, 4).tolist()}) == 256
+
+
+def test_ecvq_assignment_matches_hand_computed_costs():
+    # u = 0.9: distances 0.81 / 3.61 / 0.01, bits 1 / 2 / 2.
+    #   rate_weight 0 -> nearest code 1 (index 2); rate_weight 1 -> 1.81 < 2.01: code 0 (index 0).
+    # u = 1.2: 1.44 + 1 = 2.44 > 0.04 + 2 = 2.04 -> index 2 even with the rate term.
+    u = np.array([[[[0.9]], [[1.2]], [[-0.6]]]], "float32")  # (1, 3, 1, 1)
+    plain = np.asarray(_scalar_quantizer(0.0).get_code_indices(u, 0))[0, :, 0, 0]
+    ecvq = np.asarray(_scalar_quantizer(1.0).get_code_indices(u, 0))[0, :, 0, 0]
+    assert plain.tolist() == [2, 2, 1]
+    assert ecvq.tolist() == [0, 2, 0]  # -0.6: 0.36 + 1 = 1.36 < 0.16 + 2 = 2.16
+
+
+def test_rate_never_rises_with_the_rate_weight():
+    rng = np.random.default_rng(0)
+    latents = (rng.standard_normal((2, 6, 6, 8)) * 3).astype("float32")
+    totals = []
+    for weight in (0.0, 0.5, 2.0, 8.0):
+        layer = EntropyConstrainedVQ(num_qualities=1, num_embeddings=16, embedding_dim=8, code_dim=2, rate_weight=weight)
+        _, bits = layer(latents, quality=0, training=False)
+        totals.append(float(np.sum(bits)))
+    assert all(b <= a + 1e-4 for a, b in zip(totals, totals[1:])), totals
+    assert totals[-1] < 0.7 * totals[0], totals
+
+
+def test_rate_gradient_reaches_the_code_probabilities_and_the_encoder_side():
+    layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=9, embedding_dim=4, code_dim=2)
+    latents = tf.Variable(np.random.default_rng(1).standard_normal((2, 3, 3, 4)).astype("float32"))
+    with tf.GradientTape() as tape:
+        _, bits = layer(latents, quality=np.array([0, 1]), training=True)
+        rate = tf.reduce_sum(bits)
+    grads = tape.gradient(rate, [layer.logits, layer.log_gains, latents])
+    grad_logits, grad_gains, grad_latents = (tf.convert_to_tensor(g) for g in grads)  # dense, not IndexedSlices
+    assert np.abs(grad_logits.numpy()).sum() > 0
+    # Both qualities used -> both rows of logits get a gradient.
+    assert np.all(np.abs(grad_logits.numpy()).sum(axis=(1, 2)) > 0)
+    assert np.abs(grad_gains.numpy()).sum() > 0
+    assert np.abs(grad_latents.numpy()).sum() > 0
+
+
+def test_bits_are_minus_log2_of_the_chosen_codes_probability():
+    layer = _scalar_quantizer(1.0)
+    u = np.array([[[[0.1]], [[1.3]]]], "float32")
+    _, bits = layer(u, quality=0, training=False)
+    assert float(bits[0]) == pytest.approx(1.0 + 2.0, abs=1e-5)
+
+
+def test_dead_codes_are_revived_onto_recent_latents():
+    layer = EntropyConstrainedVQ(num_qualities=1, num_embeddings=4, embedding_dim=1, dead_code_threshold=0.5, usage_decay=0.0, seed=0)
+    latents = np.full((1, 4, 4, 1), 0.1, "float32")
+    layer(latents, quality=0, training=True)  # every input picks code 0: codes 1..3 are dead
+    before = np.asarray(layer.codebooks).copy()
+    assert layer.revive_dead_codes() == 3
+    after = np.asarray(layer.codebooks)
+    assert after[0, 0, 0] == before[0, 0, 0]
+    np.testing.assert_allclose(after[0, 1:, 0], 0.1 * math.exp(np.asarray(layer.log_gains)[0, 0]), rtol=1e-5)
+
+
+def test_fresh_model_public_methods_work_without_build():
+    model = _tiny_model()
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    latents = model.encode(x)
+    assert tuple(latents.shape) == (2, 2, 2, 4)
+    assert tuple(model.quantize_latents(latents, 1).shape) == (2, 2, 2, 4)
+    assert tuple(model.decode(latents).shape) == (2, 16, 16, 3)
+    indices = model.encode_to_indices(x, 0)
+    assert tuple(indices.shape) == (2, 2, 2, 2)
+    assert tuple(model.decode_from_indices(indices, 0).shape) == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="quality"):
+        model(x)
+
+
+def test_decode_from_indices_equals_decoding_the_quantised_latents():
+    model = _tiny_model()
+    x = np.random.default_rng(0).random((1, 16, 16, 3)).astype("float32")
+    via_indices = np.asarray(model.decode_from_indices(model.encode_to_indices(x, 1), 1))
+    via_latents = np.asarray(model(x, quality=1))
+    np.testing.assert_allclose(via_indices, via_latents, atol=1e-5)
+
+
+def test_training_lowers_the_loss_and_higher_lambda_spends_more_bits(tmp_path):
+    model = _tiny_model(lambdas=(0.001, 1.0))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    x = np.random.default_rng(2).random((16, 16, 16, 3)).astype("float32")
+    x = (x + np.roll(x, 1, axis=1) + np.roll(x, 1, axis=2)) / 3  # some spatial correlation
+    history = model.fit(x, batch_size=8, epochs=30, verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.8 * losses[0], losses
+    bits = [float(np.sum(model.quantizer(model.encode(x), quality=q, training=False)[1])) for q in (0, 1)]
+    assert bits[1] > bits[0], bits
+
+
+def test_indices_and_pixels_survive_save_and_load(tmp_path):
+    model = _tiny_model(seed=3)
+    x = np.random.default_rng(3).random((1, 24, 16, 3)).astype("float32")
+    path = tmp_path / "vr.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for q in (0, 1):
+        a, b = np.asarray(model.encode_to_indices(x, q)), np.asarray(loaded.encode_to_indices(x, q))
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(np.asarray(model.decode_from_indices(a, q)), np.asarray(loaded.decode_from_indices(b, q)))

@@ -1,0 +1,271 @@
+"""Entropy-constrained product vector quantisation with one gain and one code distribution per quality.
+
+Why this design: a 64-dimensional residual VQ spends the same bits on every
+latent, so its rate cannot follow the content. Here the latent's ``C``
+channels are scaled by a learned per-quality gain and split into ``G = C / d``
+groups of ``d`` dimensions; each group is coded by its own small codebook
+with the entropy-constrained rule (Chou, Lookabaugh and Gray, 1989)
+
+    k* = argmin_k ||u - c_k||^2 + rate_weight * bits_q(k),
+    bits_q(k) = -log2 softmax(logits[q, g])_k,
+
+so a frequent ("nothing here") code is chosen wherever the residual detail
+is not worth its bits. Larger gains make the codebook finer relative to the
+latent: the gain and the code distribution together set the rate of quality
+level ``q``, and one model serves every level.
+
+Codebooks start as the ``K`` points of the integer lattice ``Z^d`` nearest
+the origin (a uniform scalar quantiser for ``d = 1``), so no code starts far
+from the data. Dead codes are revived outside the compiled step
+(:meth:`EntropyConstrainedVQ.revive_dead_codes`), because a trainable
+variable cannot be reassigned inside a JAX train step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["EntropyConstrainedVQ", "lattice_codebook"]
+
+_LN2 = math.log(2.0)
+
+
+def lattice_codebook(num_codes: int, code_dim: int) -> np.ndarray:
+    """The ``num_codes`` points of ``Z^code_dim`` nearest the origin, shape (K, d), float32.
+
+    Ties in norm are broken by the lexicographic order of the points, so the
+    result is the same on every machine.
+    """
+    radius = int(math.ceil(num_codes ** (1.0 / code_dim) / 2.0)) + 1
+    axis = np.arange(-radius, radius + 1)
+    points = np.stack(np.meshgrid(*([axis] * code_dim), indexing="ij"), -1).reshape(-1, code_dim)
+    order = np.lexsort(tuple(points[:, i] for i in reversed(range(code_dim))) + ((points**2).sum(1),))
+    return points[order[:num_codes]].astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="vqcodec")
+class EntropyConstrainedVQ(keras.layers.Layer):
+    """Product ECVQ of ``(..., C)`` latents at one of ``num_qualities`` quality levels.
+
+    ``call(latents, quality, training)`` takes an int quality per example
+    (shape ``(B,)``) and returns ``(quantised latents, bits per example)``.
+    Gradients: the straight-through estimator carries the distortion to the
+    encoder; the rate reaches the code distribution through the bits of the
+    chosen codes, and the encoder and gains through the soft-assignment
+    expectation of the bits (temperature ``temperature``). The codebook and
+    commitment losses go through ``add_loss``.
+    """
+
+    def __init__(
+        self,
+        num_qualities: int,
+        num_embeddings: int,
+        embedding_dim: int,
+        code_dim: int = 1,
+        rate_weight: float = 1.0,
+        commitment_cost: float = 0.25,
+        temperature: float = 1.0,
+        gain_range: tuple[float, float] = (0.5, 8.0),
+        dead_code_threshold: float = 0.02,
+        usage_decay: float = 0.99,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if embedding_dim % code_dim:
+            raise ValueError(f"embedding_dim {embedding_dim} is not a multiple of code_dim {code_dim}")
+        self.num_qualities = int(num_qualities)
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.code_dim = int(code_dim)
+        self.num_groups = self.embedding_dim // self.code_dim
+        self.rate_weight = float(rate_weight)
+        self.commitment_cost = float(commitment_cost)
+        self.temperature = float(temperature)
+        self.gain_range = (float(gain_range[0]), float(gain_range[1]))
+        self.dead_code_threshold = float(dead_code_threshold)
+        self.usage_decay = float(usage_decay)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+        q, g, k, d = self.num_qualities, self.num_groups, self.num_embeddings, self.code_dim
+        lattice = lattice_codebook(k, d)
+        self.codebooks = self.add_weight(
+            name="codebooks", shape=(g, k, d), dtype="float32", autocast=False,
+            initializer=keras.initializers.Constant(np.broadcast_to(lattice, (g, k, d))),
+        )
+        # A Laplacian-like start: codes near the origin are cheap, far ones still reachable.
+        self.logits = self.add_weight(
+            name="logits", shape=(q, g, k), dtype="float32", autocast=False,
+            initializer=keras.initializers.Constant(np.broadcast_to(-np.sqrt((lattice**2).sum(1)), (q, g, k))),
+        )
+        low, high = np.log(self.gain_range)
+        self.log_gains = self.add_weight(
+            name="log_gains", shape=(q, self.embedding_dim), dtype="float32", autocast=False,
+            initializer=keras.initializers.Constant(np.linspace(low, high, q)[:, None] * np.ones((1, self.embedding_dim))),
+        )
+        state = dict(trainable=False, dtype="float32", autocast=False)
+        self.code_usage = self.add_weight(
+            name="code_usage", shape=(g, k), initializer=keras.initializers.Constant(1.0 / k), **state
+        )
+        # Recent scaled latent vectors, one per code slot: the seeds for dead-code revival.
+        self.recent_vectors = self.add_weight(
+            name="recent_vectors", shape=(g, k, d), initializer=keras.initializers.Constant(np.broadcast_to(lattice, (g, k, d))), **state
+        )
+        self.built = True
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.embedding_dim:
+            raise ValueError(f"EntropyConstrainedVQ expects last axis {self.embedding_dim}, got shape {input_shape}")
+
+    # -- pieces shared by training and inference ---------------------------
+
+    def _gains(self, quality):
+        """Per-example channel gains, shape (B, 1, 1, C) for 4-D latents."""
+        return ops.exp(ops.take(ops.convert_to_tensor(self.log_gains), ops.cast(quality, "int32"), axis=0))
+
+    def _scaled_groups(self, latents, quality):
+        x = ops.cast(latents, "float32")
+        gains = self._gains(quality)
+        gains = ops.reshape(gains, (ops.shape(gains)[0],) + (1,) * (len(x.shape) - 2) + (self.embedding_dim,))
+        u = x * gains
+        return ops.reshape(u, ops.shape(x)[:-1] + (self.num_groups, self.code_dim)), gains
+
+    def _code_bits(self, quality, rank):
+        """Bits of every code, (B, 1.., G, K), for a ``rank``-dimensional latent."""
+        log_probs = ops.log_softmax(ops.take(ops.convert_to_tensor(self.logits), ops.cast(quality, "int32"), axis=0), axis=-1)
+        bits = -log_probs / _LN2
+        return ops.reshape(bits, (ops.shape(bits)[0],) + (1,) * (rank - 2) + (self.num_groups, self.num_embeddings))
+
+    def _distances(self, u):
+        codebooks = ops.convert_to_tensor(self.codebooks)
+        cross = ops.einsum("...gd,gkd->...gk", u, codebooks)
+        return ops.sum(ops.square(u), axis=-1)[..., None] - 2.0 * cross + ops.sum(ops.square(codebooks), axis=-1)
+
+    def _assign(self, u, bits):
+        distances = self._distances(u)
+        return ops.argmin(distances + self.rate_weight * bits, axis=-1), distances
+
+    def _lookup_scaled(self, indices):
+        """Codebook vectors of (..., G) indices: (..., G, d)."""
+        one_hot = ops.one_hot(ops.cast(indices, "int32"), self.num_embeddings, dtype="float32")
+        return ops.einsum("...gk,gkd->...gd", one_hot, ops.convert_to_tensor(self.codebooks))
+
+    # -- public inference API ----------------------------------------------
+
+    def get_code_indices(self, latents, quality):
+        """Code index of every group at ``quality``: int32 of shape ``latents.shape[:-1] + (G,)``."""
+        quality = self._quality_vector(latents, quality)
+        u, _ = self._scaled_groups(latents, quality)
+        indices, _ = self._assign(u, self._code_bits(quality, len(latents.shape)))
+        return ops.cast(indices, "int32")
+
+    def lookup(self, indices, quality):
+        """Dequantised latents (..., C) for ``(..., G)`` indices coded at ``quality``."""
+        indices = ops.convert_to_tensor(indices)
+        quality = self._quality_vector(indices, quality)
+        scaled = self._lookup_scaled(indices)
+        scaled = ops.reshape(scaled, ops.shape(indices)[:-1] + (self.embedding_dim,))
+        gains = self._gains(quality)
+        gains = ops.reshape(gains, (ops.shape(gains)[0],) + (1,) * (len(scaled.shape) - 2) + (self.embedding_dim,))
+        return scaled / gains
+
+    def code_bits(self, quality):
+        """The training-time bits of every code at ``quality``: float (G, K) numpy array."""
+        log_probs = ops.log_softmax(ops.convert_to_tensor(self.logits)[int(quality)], axis=-1)
+        return ops.convert_to_numpy(-log_probs / _LN2)
+
+    def _quality_vector(self, like, quality):
+        """``quality`` as an int32 vector over the batch of ``like`` (a scalar is broadcast)."""
+        quality = ops.convert_to_tensor(quality, dtype="int32")
+        if len(quality.shape) == 0:
+            quality = ops.broadcast_to(quality, (ops.shape(like)[0],))
+        return quality
+
+    # -- training forward pass -------------------------------------------
+
+    def call(self, latents, quality, training=None):
+        quality = self._quality_vector(latents, quality)
+        rank = len(latents.shape)
+        u, gains = self._scaled_groups(latents, quality)
+        bits = self._code_bits(quality, rank)
+        indices, distances = self._assign(u, ops.stop_gradient(bits))
+        chosen = self._lookup_scaled(indices)
+
+        commitment = ops.mean(ops.square(u - ops.stop_gradient(chosen)))
+        codebook_loss = ops.mean(ops.square(ops.stop_gradient(u) - chosen))
+        self.add_loss(codebook_loss + self.commitment_cost * commitment)
+
+        # Rate: the chosen codes' bits (gradient to the logits) plus, for the encoder and
+        # gains, the gradient of the bits expected under a soft assignment.
+        one_hot = ops.one_hot(indices, self.num_embeddings, dtype="float32")
+        hard_bits = ops.sum(one_hot * bits, axis=-1)
+        soft = ops.softmax(-distances / self.temperature, axis=-1)
+        soft_bits = ops.sum(soft * ops.stop_gradient(bits), axis=-1)
+        position_bits = hard_bits + soft_bits - ops.stop_gradient(soft_bits)
+        example_bits = ops.sum(ops.reshape(position_bits, (ops.shape(position_bits)[0], -1)), axis=1)
+
+        if training:
+            self._track_usage(u, one_hot)
+
+        quantized = u + ops.stop_gradient(chosen - u)
+        quantized = ops.reshape(quantized, ops.shape(latents)[:-1] + (self.embedding_dim,)) / gains
+        return ops.cast(quantized, latents.dtype), example_bits
+
+    def _track_usage(self, u, one_hot):
+        g, k, d = self.num_groups, self.num_embeddings, self.code_dim
+        flat_hot = ops.reshape(one_hot, (-1, g, k))
+        counts = ops.sum(flat_hot, axis=0)
+        share = counts / ops.maximum(ops.sum(counts, axis=-1, keepdims=True), 1.0)
+        self.code_usage.assign(self.usage_decay * self.code_usage + (1.0 - self.usage_decay) * share)
+        flat_u = ops.reshape(u, (-1, g, d))
+        pick = keras.random.randint((k,), 0, ops.shape(flat_u)[0], seed=self.seed_generator)
+        self.recent_vectors.assign(ops.transpose(ops.stop_gradient(ops.take(flat_u, pick, axis=0)), (1, 0, 2)))
+
+    def revive_dead_codes(self) -> int:
+        """Moves codes used less than ``dead_code_threshold / K`` onto recent latents; returns how many.
+
+        Runs eagerly between training steps. A revived code gets an average
+        probability at every quality and an average usage, so it has time to
+        win inputs before it is judged again.
+        """
+        if self.dead_code_threshold <= 0:
+            return 0
+        usage = ops.convert_to_numpy(self.code_usage)
+        dead = usage < self.dead_code_threshold / self.num_embeddings
+        count = int(dead.sum())
+        if count:
+            codebooks = ops.convert_to_numpy(self.codebooks).copy()
+            codebooks[dead] = ops.convert_to_numpy(self.recent_vectors)[dead]
+            logits = ops.convert_to_numpy(self.logits).copy()
+            average = np.log(np.mean(np.exp(logits - logits.max(-1, keepdims=True)), -1, keepdims=True)) + logits.max(-1, keepdims=True)
+            logits = np.where(dead[None], np.broadcast_to(average, logits.shape), logits)
+            usage[dead] = 1.0 / self.num_embeddings
+            self.codebooks.assign(codebooks)
+            self.logits.assign(logits)
+            self.code_usage.assign(usage)
+        return count
+
+    def compute_output_shape(self, input_shape, quality_shape=None):
+        return input_shape, (input_shape[0],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_qualities=self.num_qualities,
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            code_dim=self.code_dim,
+            rate_weight=self.rate_weight,
+            commitment_cost=self.commitment_cost,
+            temperature=self.temperature,
+            gain_range=list(self.gain_range),
+            dead_code_threshold=self.dead_code_threshold,
+            usage_decay=self.usage_decay,
+            seed=self.seed,
+        )
+        return config

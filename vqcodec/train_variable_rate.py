@@ -1,0 +1,254 @@
+"""Training and evaluation of :class:`VariableRateVQVAE`: one model, every quality level, real coded rates.
+
+``python -m vqcodec.train_variable_rate DATA -o runs/x/model.keras --minutes 20``
+trains (or resumes) with a CSV log, an atomic checkpoint every interval and
+dead-code revival between steps; at the end it fits the
+:class:`bitstream.context_model.ContextModel` on training crops and reports,
+per quality level, the real range-coded bpp and PSNR on the validation images
+(the last ``--holdout`` files), and the unquantised PSNR of the transforms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from vqcodec.architecture import STRIDE, build_decoder, build_encoder
+from vqcodec.data import CropDataset, build_pyramid, center_crop_multiple, find_images, load_rgb
+from vqcodec.metrics import psnr
+from vqcodec.train import _SetDatasetEpoch, atomic_save
+from vqcodec.variable_rate_model import DEFAULT_LAMBDAS, VariableRateVQVAE
+
+__all__ = ["build_variable_rate_model", "validation_images", "fit_context_model", "evaluate", "main"]
+
+
+def build_variable_rate_model(
+    channels: int = 128,
+    embedding_dim: int = 64,
+    res_blocks: int = 2,
+    num_embeddings: int = 64,
+    code_dim: int = 1,
+    lambdas=DEFAULT_LAMBDAS,
+    rate_weight: float = 1.0,
+    gain_range=(1.0, 16.0),
+    seed: int | None = None,
+    warm_start: str | Path | None = None,
+) -> VariableRateVQVAE:
+    """The codec's variable-rate model; ``warm_start`` copies the transforms of a saved model of the same shape."""
+    model = VariableRateVQVAE(
+        build_encoder(channels, embedding_dim, res_blocks),
+        build_decoder(channels, embedding_dim, res_blocks),
+        num_embeddings=num_embeddings,
+        embedding_dim=embedding_dim,
+        code_dim=code_dim,
+        lambdas=lambdas,
+        stride=STRIDE,
+        rate_weight=rate_weight,
+        gain_range=gain_range,
+        seed=seed,
+        name="variable_rate_vqvae",
+    )
+    model.build((None, None, None, 3))
+    if warm_start:
+        import vqcodec.model  # noqa: F401  (registers VQVAEModel for loading)
+
+        source = keras.models.load_model(warm_start, compile=False)
+        for target, origin in ((model.encoder, source.encoder), (model.decoder, source.decoder)):
+            for t, s in zip(target.weights, origin.weights):
+                t.assign(keras.ops.convert_to_numpy(s))
+    return model
+
+
+def validation_images(files: list[Path]) -> list[np.ndarray]:
+    """Each file at half size (whole) and a 512x512 centre crop at full size, cropped to the stride."""
+    out = []
+    for f in files:
+        image = load_rgb(f)
+        half = build_pyramid(image, scales=(0.5,))[0]
+        out += [center_crop_multiple(half, STRIDE), center_crop_multiple(image, STRIDE, 512)]
+    return out
+
+
+def _indices(model, image: np.ndarray, quality: int) -> np.ndarray:
+    x = image[None].astype(np.float32) / 255.0
+    return np.asarray(keras.ops.convert_to_numpy(model.encode_to_indices(x, quality))[0], dtype=np.int64)
+
+
+def fit_context_model(model, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0):
+    """Fits the integer context model on random crops of ``images`` at every quality."""
+    from bitstream.context_model import ContextModel
+
+    rng = np.random.default_rng(seed)
+    crops = []
+    for image in images:
+        for _ in range(crops_per_image):
+            y = rng.integers(0, image.shape[0] - crop + 1)
+            x = rng.integers(0, image.shape[1] - crop + 1)
+            crops.append(image[y : y + crop, x : x + crop])
+    grids = [[_indices(model, c, q) for c in crops] for q in range(model.num_qualities)]
+    return ContextModel.fit(grids, model.num_embeddings)
+
+
+def evaluate(model, images: list[np.ndarray], context_model) -> dict:
+    """Per quality: mean real coded bpp and PSNR over ``images``; and the transforms' unquantised PSNR."""
+    rows = []
+    for q in range(model.num_qualities):
+        bpps, psnrs = [], []
+        for image in images:
+            grid = _indices(model, image, q)
+            data = context_model.encode(grid, q)
+            assert np.array_equal(context_model.decode(data, *grid.shape[:2], q), grid)
+            rec = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], q))[0]
+            rec = np.clip(np.round(rec * 255.0), 0, 255)
+            bpps.append(len(data) * 8 / (image.shape[0] * image.shape[1]))
+            psnrs.append(psnr(image, rec))
+        rows.append({"quality": q, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
+    unquantised = []
+    for image in images:
+        x = image[None].astype(np.float32) / 255.0
+        rec = keras.ops.convert_to_numpy(model.decode(model.encode(x)))[0]
+        unquantised.append(psnr(image, np.clip(np.round(rec * 255.0), 0, 255)))
+    return {"levels": rows, "unquantised_psnr": float(np.mean(unquantised))}
+
+
+def _schedule(lr: float, steps: int):
+    """A short warm-up (100 steps: the transforms may start trained), then cosine decay to 5%."""
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.1, decay_steps=max(1, steps), alpha=0.05,
+        warmup_target=lr, warmup_steps=min(100, steps // 10),
+    )
+
+
+class _ReviveDeadCodes(keras.callbacks.Callback):
+    def __init__(self, every: int):
+        super().__init__()
+        self.every = max(1, int(every))
+        self.revived = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            # Under JAX the step's state lives outside the variables until synced.
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:
+                sync()
+            self.revived += self.model.quantizer.revive_dead_codes()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["revived"] = self.revived
+        self.revived = 0
+
+
+class _TimeBudget(keras.callbacks.Callback):
+    """Stops at the end of the first interval that ends past ``minutes`` of wall time."""
+
+    def __init__(self, minutes: float | None):
+        super().__init__()
+        self.deadline = None if minutes is None else time.time() + 60.0 * minutes
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.deadline is not None and time.time() >= self.deadline:
+            self.model.stop_training = True
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        atomic_save(self.model, self.path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vqcodec.train_variable_rate", description=__doc__.splitlines()[0])
+    p.add_argument("data_dir")
+    p.add_argument("-o", "--output", required=True, help="output model (.keras); the checkpoint goes beside it")
+    p.add_argument("--steps", type=int, default=100000, help="schedule length (the cosine decay ends here)")
+    p.add_argument("--minutes", type=float, help="stop after this much wall time (at an interval's end)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--holdout", type=int, default=2)
+    p.add_argument("--log-every", type=int, default=250)
+    p.add_argument("--revive-every", type=int, default=50)
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
+    p.add_argument("--codes", type=int, default=64)
+    p.add_argument("--code-dim", type=int, default=1)
+    p.add_argument("--rate-weight", type=float, default=1.0)
+    p.add_argument("--gain-range", type=float, nargs=2, default=(1.0, 16.0), metavar=("LOW", "HIGH"))
+    p.add_argument("--warm-start", help="copy encoder and decoder weights from this .keras model")
+    p.add_argument("--resume", help="checkpoint to resume from")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = output.with_suffix(".ckpt.keras")
+    files = find_images(args.data_dir)
+    train_files, val_files = files[: -args.holdout], files[-args.holdout :]
+    images = [load_rgb(f) for f in train_files]
+    print(f"training on {len(train_files)} images; validating on {[f.name for f in val_files]}", flush=True)
+
+    keras.utils.set_random_seed(args.seed)
+    keras.config.set_dtype_policy(args.precision)
+    if args.resume:
+        model = keras.models.load_model(args.resume)
+        model.optimizer.learning_rate = _schedule(args.lr, args.steps)
+    else:
+        model = build_variable_rate_model(
+            num_embeddings=args.codes, code_dim=args.code_dim, rate_weight=args.rate_weight, gain_range=args.gain_range,
+            seed=args.seed, warm_start=args.warm_start,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(_schedule(args.lr, args.steps), clipnorm=1.0))
+    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    print(f"model: {model.count_params():,} parameters; at step {done}", flush=True)
+
+    start = done // args.log_every
+    dataset = CropDataset(images, args.batch_size, args.patch_size, steps=args.log_every, seed=args.seed, epoch=start)
+    t0 = time.time()
+    model.fit(
+        dataset,
+        epochs=math.ceil(args.steps / args.log_every),
+        initial_epoch=start,
+        callbacks=[
+            _SetDatasetEpoch(dataset),
+            _ReviveDeadCodes(args.revive_every),
+            keras.callbacks.CSVLogger(str(output.with_suffix(".log.csv")), append=True),
+            _Checkpoint(checkpoint),
+            _TimeBudget(args.minutes),
+        ],
+        verbose=2,
+        shuffle=False,
+    )
+    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    print(f"trained to step {steps} in {time.time() - t0:.0f} s", flush=True)
+
+    keras.config.set_dtype_policy("float32")
+    config = json.loads(json.dumps(model.get_config()).replace('"mixed_bfloat16"', '"float32"'))
+    exported = VariableRateVQVAE.from_config(config)
+    exported.build((None, None, None, 3))
+    for target, source in zip(exported.weights, model.weights):
+        target.assign(keras.ops.convert_to_numpy(source))
+    atomic_save(exported, output)
+
+    context_model = fit_context_model(exported, images)
+    result = evaluate(exported, validation_images(val_files), context_model)
+    result.update(step=steps, wall_s=round(time.time() - t0), args=vars(args))
+    with open(output.with_suffix(".eval.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"unquantised PSNR {result['unquantised_psnr']:.2f} dB", flush=True)
+    for row in result["levels"]:
+        print(f"q{row['quality']}: {row['bpp']:.3f} bpp {row['psnr']:.2f} dB", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""One VQ-VAE for many rates: encoder -> quality-conditioned ECVQ -> decoder, trained on R + lambda * D.
+
+Each training example draws a quality level ``q``; the loss is the
+rate-distortion Lagrangian ``bpp + lambdas[q] * 255^2 * MSE`` averaged over
+the batch, so every level is trained in the same run and the transforms are
+trained at fine rates as much as at coarse ones. Like :class:`VQVAEModel`,
+the loss lives in ``compute_loss`` (no backend-specific ``train_step``).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from vqcodec.ecvq import EntropyConstrainedVQ
+
+__all__ = ["VariableRateVQVAE", "DEFAULT_LAMBDAS"]
+
+#: Rate-distortion trade-offs of the quality levels (the MSE lambdas CompressAI's
+#: models use, distortion on the 0..255 scale): about 0.1 to 1.5 bpp.
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+@keras.saving.register_keras_serializable(package="vqcodec")
+class VariableRateVQVAE(keras.Model):
+    """Encoder -> :class:`EntropyConstrainedVQ` -> decoder, with quality level ``0 .. len(lambdas) - 1``.
+
+    ``encode_to_indices(x, quality)`` gives int32 indices of shape
+    ``latent.shape[:-1] + (G,)`` (one per code group), and
+    ``decode_from_indices(indices, quality)`` the image back.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        num_embeddings: int,
+        embedding_dim: int,
+        code_dim: int = 1,
+        lambdas=DEFAULT_LAMBDAS,
+        stride: int = 8,
+        rate_weight: float = 1.0,
+        commitment_cost: float = 0.25,
+        temperature: float = 1.0,
+        gain_range=(0.5, 8.0),
+        dead_code_threshold: float = 0.02,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.code_dim = int(code_dim)
+        self.lambdas = tuple(float(v) for v in lambdas)
+        self.stride = int(stride)
+        self.seed = seed
+        self.quantizer = EntropyConstrainedVQ(
+            num_qualities=len(self.lambdas),
+            num_embeddings=num_embeddings,
+            embedding_dim=embedding_dim,
+            code_dim=code_dim,
+            rate_weight=rate_weight,
+            commitment_cost=commitment_cost,
+            temperature=temperature,
+            gain_range=gain_range,
+            dead_code_threshold=dead_code_threshold,
+            seed=seed,
+            name="quantizer",
+        )
+        self.quality_seed = keras.random.SeedGenerator(None if seed is None else seed + 7919)
+        self.loss_tracker = keras.metrics.Mean(name="rd_loss")
+        self.psnr_tracker = keras.metrics.Mean(name="psnr")
+        self.bpp_tracker = keras.metrics.Mean(name="bpp")
+        if encoder.built and decoder.built:  # e.g. made with keras.Input: nothing left to build
+            self.built = True
+
+    @property
+    def num_qualities(self) -> int:
+        return len(self.lambdas)
+
+    def build(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+        latent_shape = self.encoder.compute_output_shape(input_shape)
+        self.quantizer.build(latent_shape)
+        if not self.decoder.built:
+            self.decoder.build(latent_shape)
+        self.built = True
+
+    # -- the public API ----------------------------------------------------
+
+    def encode(self, x):
+        """Continuous latents (before quantisation)."""
+        return self.encoder(x)
+
+    def quantize_latents(self, latents, quality: int):
+        """Dequantised latents at ``quality``."""
+        quantized, _ = self.quantizer(latents, quality=quality, training=False)
+        return quantized
+
+    def decode(self, latents):
+        return self.decoder(latents)
+
+    def encode_to_indices(self, x, quality: int):
+        """Code indices of images ``x`` at ``quality``: int32 (B, h, w, G)."""
+        return self.quantizer.get_code_indices(self.encode(x), quality)
+
+    def decode_from_indices(self, indices, quality: int):
+        """Images from indices made by :meth:`encode_to_indices` at the same ``quality``."""
+        latents = self.quantizer.lookup(indices, quality)
+        return self.decode(ops.cast(latents, self.decoder.compute_dtype))
+
+    def call(self, x, training=None, quality=None):
+        """The reconstruction at ``quality``; in training (quality None) a dict with the rate parts."""
+        latents = self.encode(x)
+        if quality is None:
+            if not training:
+                raise ValueError("give a quality level for inference")
+            quality = keras.random.randint((ops.shape(x)[0],), 0, self.num_qualities, seed=self.quality_seed)
+        quality = self.quantizer._quality_vector(x, quality)
+        quantized, bits = self.quantizer(latents, quality=quality, training=training)
+        image = self.decode(quantized)
+        if training:
+            return {"image": image, "bits": bits, "quality": quality}
+        return image
+
+    # -- training -----------------------------------------------------------
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        target = ops.cast(x if y is None else y, "float32")
+        image = ops.cast(y_pred["image"], "float32")
+        pixels = ops.cast(ops.shape(target)[1] * ops.shape(target)[2], "float32")
+        mse = ops.mean(ops.square(target - image), axis=(1, 2, 3))
+        bpp = y_pred["bits"] / pixels
+        lambdas = ops.take(ops.convert_to_tensor(self.lambdas, dtype="float32"), y_pred["quality"])
+        rd = ops.mean(bpp + lambdas * (255.0**2) * mse)
+        vq = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in self.losses]))
+        self.loss_tracker.update_state(rd)
+        self.psnr_tracker.update_state(ops.mean(-10.0 * ops.log(ops.maximum(mse, 1e-10)) / ops.log(10.0)))
+        self.bpp_tracker.update_state(ops.mean(bpp))
+        return rd + vq
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.loss_tracker, self.psnr_tracker, self.bpp_tracker]
+
+    def get_config(self):
+        config = super().get_config()
+        q = self.quantizer
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            code_dim=self.code_dim,
+            lambdas=list(self.lambdas),
+            stride=self.stride,
+            rate_weight=q.rate_weight,
+            commitment_cost=q.commitment_cost,
+            temperature=q.temperature,
+            gain_range=list(q.gain_range),
+            dead_code_threshold=q.dead_code_threshold,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        return cls(**config)
