@@ -133,6 +133,93 @@ def test_encode_decode_api(num_stages):
         )
 
 
+# -- an unbuilt model ------------------------------------------------------------------
+
+
+def unbuilt_model(num_stages=1):
+    """The README's dense example: neither built nor called."""
+    keras.utils.set_random_seed(0)
+    return VQVAEModel(
+        keras.Sequential([keras.layers.Dense(4)]),
+        keras.Sequential([keras.layers.Dense(10)]),
+        num_embeddings=10,
+        embedding_dim=4,
+        num_stages=num_stages,
+    )
+
+
+def nearest_sum(latents, codebooks):
+    """Residual nearest-neighbour search in numpy: (indices with a stage axis, quantised latents)."""
+    residual = latents.astype("float64")
+    indices, total = [], np.zeros_like(residual)
+    for codebook in codebooks:
+        d = ((residual[..., None, :] - codebook) ** 2).sum(-1)
+        idx = d.argmin(-1)
+        indices.append(idx)
+        total += codebook[idx]
+        residual = residual - codebook[idx]
+    return np.stack(indices, -1), total
+
+
+@pytest.mark.parametrize("num_stages", [1, 3])
+@pytest.mark.parametrize(
+    "method", ["encode", "quantize_latents", "decode", "encode_to_indices", "decode_from_indices", "call"]
+)
+def test_every_method_works_first_on_an_unbuilt_model(method, num_stages):
+    model = unbuilt_model(num_stages)
+    assert not model.built
+    x = np.random.default_rng(0).random((2, 10, 4)).astype("float32")
+    codebooks = [npy(stage.embeddings).astype("float64") for stage in model.quantizer.stages]
+    if method == "encode":
+        z = npy(model.encode(x))
+        assert z.shape == (2, 10, 4)
+        np.testing.assert_allclose(z, npy(model.encoder(x)))
+    elif method == "quantize_latents":
+        z = x  # latents of the right width, no encoder involved
+        _, expected = nearest_sum(z, codebooks)
+        np.testing.assert_allclose(npy(model.quantize_latents(z)), expected, atol=1e-5)
+    elif method == "decode":
+        assert npy(model.decode(x)).shape == (2, 10, 10)
+    elif method == "encode_to_indices":
+        indices = npy(model.encode_to_indices(x))
+        expected, _ = nearest_sum(npy(model.encoder(x)), codebooks)
+        np.testing.assert_array_equal(indices, expected[..., 0] if num_stages == 1 else expected)
+    elif method == "decode_from_indices":
+        indices = np.random.default_rng(1).integers(0, 10, (2, 10, num_stages))
+        out = npy(model.decode_from_indices(indices[..., 0] if num_stages == 1 else indices))
+        latents = sum(codebook[indices[..., s]] for s, codebook in enumerate(codebooks))
+        np.testing.assert_allclose(out, npy(model.decoder(latents.astype("float32"))), atol=1e-5)
+    else:
+        out = npy(model(x))
+        _, quantized = nearest_sum(npy(model.encoder(x)), codebooks)
+        np.testing.assert_allclose(out, npy(model.decoder(quantized.astype("float32"))), atol=1e-4)
+
+
+def test_unbuilt_model_saves_and_loads_exactly(tmp_path):
+    """Saved before any build or call: the codebooks (and nets made with keras.Input) round-trip."""
+    keras.utils.set_random_seed(0)
+    encoder = keras.Sequential([keras.Input((10, 4)), keras.layers.Dense(4)])
+    decoder = keras.Sequential([keras.Input((10, 4)), keras.layers.Dense(10)])
+    model = VQVAEModel(encoder, decoder, num_embeddings=10, embedding_dim=4, num_stages=2, use_ema=True)
+    assert not model.built
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).random((2, 10, 4)).astype("float32")
+    for a, b in zip(model.quantizer.stages, loaded.quantizer.stages):
+        np.testing.assert_array_equal(npy(a.embeddings), npy(b.embeddings))
+    indices = npy(model.encode_to_indices(x))
+    np.testing.assert_array_equal(npy(loaded.encode_to_indices(x)), indices)
+    np.testing.assert_array_equal(npy(loaded.decode_from_indices(indices)), npy(model.decode_from_indices(indices)))
+    np.testing.assert_array_equal(npy(loaded.quantize_latents(x)), npy(model.quantize_latents(x)))
+    np.testing.assert_array_equal(npy(loaded(x)), npy(model(x)))
+
+    # Nets without keras.Input have no weights yet, but the quantiser's state is saved.
+    plain = unbuilt_model(num_stages=2)
+    plain.save(tmp_path / "plain.keras")
+    reloaded = keras.models.load_model(tmp_path / "plain.keras")
+    np.testing.assert_array_equal(npy(reloaded.quantize_latents(x)), npy(plain.quantize_latents(x)))
+
+
 # -- save / load -----------------------------------------------------------------------
 
 
@@ -235,6 +322,27 @@ def test_mixed_precision_forward_and_train_step(restore_dtype_policy):
 
 
 # -- the codec's image model -----------------------------------------------------------
+
+
+def test_shipped_model_loads_with_the_same_variables_and_indices():
+    """Loading the shipped .keras file gives the variables (paths, order) and indices it was made with."""
+    from pathlib import Path
+
+    from vqcodec import codec
+
+    model = codec.load_model()
+    paths = [v.path for v in model.quantizer.stages[0].weights]
+    assert paths == [
+        f"vqvae/quantizer/stage_0/{name}"
+        for name in ("embeddings", "ema_cluster_size", "ema_embedding_sum", "ema_initialized", "code_usage",
+                     "perplexity", "usage")
+    ]
+    # Recorded with the shipped model; the fingerprint (a hash of every weight in order) pins the file.
+    assert codec.model_fingerprint(model).hex() == "4958ad50f33d7ab7"
+    here = Path(__file__).resolve().parent
+    expected = np.load(here / "data" / "default_model_endeavour_q8_indices.npy")
+    sample = here.parent / "vqcodec" / "samples" / "endeavour.png"
+    np.testing.assert_array_equal(codec.indices_of(sample, 8, model), expected)
 
 
 def test_build_image_vqvae_shapes():

@@ -101,9 +101,38 @@ def test_any_input_rank(shape):
     np.testing.assert_allclose(out, codebook[indices], atol=1e-5)
 
 
+STATE = ["embeddings", "ema_cluster_size", "ema_embedding_sum", "ema_initialized", "code_usage", "perplexity", "usage"]
+
+
+@pytest.mark.parametrize("use_ema", [False, True])
+def test_state_exists_at_construction_and_build_only_checks(use_ema):
+    layer = VectorQuantizer(4, 2, use_ema=use_ema, initializer=keras.initializers.Constant(0.5))
+    # The saved file lists the variables in creation order: that order is the format.
+    assert [w.name for w in layer.weights] == [n for n in STATE if use_ema or not n.startswith("ema")]
+    assert npy(layer.lookup(np.array([0, 3]))).tolist() == [[0.5, 0.5], [0.5, 0.5]]
+    assert npy(layer.get_code_indices(INPUTS)).shape == (4,)
+    before = list(layer.weights)
+    layer.build((None, 2))
+    assert layer.built and all(a is b for a, b in zip(layer.weights, before)) and len(layer.weights) == len(before)
+
+
+def test_residual_state_exists_at_construction():
+    rvq = ResidualVectorQuantizer(3, 8, 2, initializer=keras.initializers.RandomNormal(seed=1))
+    assert not rvq.built and len(rvq.weights) == 3 * 4
+    x = np.random.default_rng(0).normal(size=(5, 2)).astype("float32")
+    indices = rvq.get_code_indices(x)
+    assert tuple(indices.shape) == (5, 3)
+    np.testing.assert_allclose(npy(rvq.lookup(indices)), npy(rvq(x)), atol=1e-5)  # the first call builds
+    assert rvq.built and len(rvq.weights) == 3 * 4
+
+
 def test_wrong_last_axis_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="last axis 3"):
         VectorQuantizer(4, 3).build((None, 5))
+    with pytest.raises(ValueError, match="last axis 3"):
+        VectorQuantizer(4, 3).get_code_indices(np.zeros((2, 5), "float32"))
+    with pytest.raises(ValueError, match="last axis 3"):
+        ResidualVectorQuantizer(2, 4, 3)(np.zeros((2, 5), "float32"))
 
 
 # -- gradients ------------------------------------------------------------------

@@ -81,20 +81,23 @@ class VQVAEModel(keras.Model):
         self.stage_dropout = bool(stage_dropout)
         self.dead_code_threshold = float(dead_code_threshold)
         self.seed = seed
-        self.quantizer = ResidualVectorQuantizer(
-            num_stages=num_stages,
-            num_embeddings=num_embeddings,
-            embedding_dim=embedding_dim,
-            commitment_cost=commitment_cost,
-            use_ema=use_ema,
-            ema_decay=ema_decay,
-            epsilon=epsilon,
-            initializer=quantizer_initializer,
-            dead_code_threshold=dead_code_threshold,
-            stage_dropout=stage_dropout,
-            seed=seed,
-            name="quantizer",
-        )
+        # The quantiser creates its variables now, under the model's name, so their
+        # paths ("vqvae/quantizer/stage_0/embeddings") are those a build gave them.
+        with keras.name_scope(self.name, caller=self):
+            self.quantizer = ResidualVectorQuantizer(
+                num_stages=num_stages,
+                num_embeddings=num_embeddings,
+                embedding_dim=embedding_dim,
+                commitment_cost=commitment_cost,
+                use_ema=use_ema,
+                ema_decay=ema_decay,
+                epsilon=epsilon,
+                initializer=quantizer_initializer,
+                dead_code_threshold=dead_code_threshold,
+                stage_dropout=stage_dropout,
+                seed=seed,
+                name="quantizer",
+            )
         self.coding_tables = None
         if coding_table_shape is not None:
             self._add_coding_tables(tuple(coding_table_shape))

@@ -147,12 +147,9 @@ class VectorQuantizer(keras.layers.Layer):
         self.usage_decay = float(usage_decay)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def build(self, input_shape):
-        if input_shape[-1] != self.embedding_dim:
-            raise ValueError(
-                f"VectorQuantizer expects last axis {self.embedding_dim}, got shape {input_shape}"
-            )
+        # The codebook's shape is known now: create the state here (not in
+        # ``build``), so that lookups work before the layer is ever called.
+        # The creation order is the order of the saved variables: keep it.
         k, d = self.num_embeddings, self.embedding_dim
         self.embeddings = self.add_weight(
             name="embeddings",
@@ -182,10 +179,21 @@ class VectorQuantizer(keras.layers.Layer):
         self.perplexity = self.add_weight(name="perplexity", shape=(), initializer="zeros", **state)
         self.usage = self.add_weight(name="usage", shape=(), initializer="zeros", **state)
 
+    def build(self, input_shape):
+        """Only checks the input: the state exists since ``__init__``."""
+        self._check_last_axis(input_shape)
+
+    def _check_last_axis(self, shape):
+        if shape[-1] is not None and shape[-1] != self.embedding_dim:
+            raise ValueError(
+                f"VectorQuantizer expects last axis {self.embedding_dim}, got shape {tuple(shape)}"
+            )
+
     # -- inference helpers -------------------------------------------------
 
     def get_code_indices(self, inputs):
         """Nearest code index for every vector; shape ``inputs.shape[:-1]``."""
+        self._check_last_axis(inputs.shape)
         x = ops.cast(inputs, "float32")
         flat = ops.reshape(x, (-1, self.embedding_dim))
         indices = _nearest_codes(flat, ops.convert_to_tensor(self.embeddings))
@@ -351,23 +359,27 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         self.stage_dropout = bool(stage_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.stages = [
-            VectorQuantizer(
-                num_embeddings,
-                embedding_dim,
-                commitment_cost=commitment_cost,
-                use_ema=use_ema,
-                ema_decay=ema_decay,
-                epsilon=epsilon,
-                initializer=initializer,
-                dead_code_threshold=dead_code_threshold,
-                seed=None if seed is None else seed + 1 + s,
-                name=f"stage_{s}",
-            )
-            for s in range(self.num_stages)
-        ]
+        # The stages create their variables now; under this layer's name they
+        # get the paths ("quantizer/stage_0/embeddings") a build would give.
+        with keras.name_scope(self.name, caller=self):
+            self.stages = [
+                VectorQuantizer(
+                    num_embeddings,
+                    embedding_dim,
+                    commitment_cost=commitment_cost,
+                    use_ema=use_ema,
+                    ema_decay=ema_decay,
+                    epsilon=epsilon,
+                    initializer=initializer,
+                    dead_code_threshold=dead_code_threshold,
+                    seed=None if seed is None else seed + 1 + s,
+                    name=f"stage_{s}",
+                )
+                for s in range(self.num_stages)
+            ]
 
     def build(self, input_shape):
+        """Only checks the input (each stage does): the state exists since ``__init__``."""
         for stage in self.stages:
             stage.build(input_shape)
 
