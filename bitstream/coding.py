@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -21,8 +22,19 @@ def _constriction():
     return constriction
 
 
-@functools.lru_cache(maxsize=32)
+#: Grids up to this many cells keep their coding plan cached (larger plans
+#: would pin tens of MB each in a long-running process).
+_CACHED_PLAN_CELLS = 1 << 16
+
+
 def _plan(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checkerboard coding order (see :func:`_make_plan`), cached for small grids."""
+    if h * w <= _CACHED_PLAN_CELLS:
+        return _cached_plan(h, w)
+    return _make_plan(h, w)
+
+
+def _make_plan(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Checkerboard coding order: anchor positions, non-anchor positions, and
     the flat indices of each non-anchor's up/down/left/right neighbour (-1 = none)."""
     flat = np.arange(h * w, dtype=np.int64)
@@ -42,6 +54,9 @@ def _plan(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for a in (anchors, non, nb):
         a.setflags(write=False)
     return anchors, non, nb
+
+
+_cached_plan = functools.lru_cache(maxsize=32)(_make_plan)
 
 
 def _iter_stage_models(idx: np.ndarray, tables: CodingTables, decoding: bool):
@@ -142,6 +157,9 @@ def encode_indices(indices: np.ndarray, tables: CodingTables) -> bytes:
 #: Default cap on num_stages * height * width in :func:`decode_indices`
 #: (8 stages of the latent grid of a 2**28-pixel image at stride 8 is 2**25).
 DEFAULT_MAX_SYMBOLS = 1 << 27
+#: A range coder's output may fall short of the information content it holds
+#: by less than this (its final state words); see FORMAT.md.
+PAYLOAD_SLACK_BITS = 64
 
 
 def decode_indices(
@@ -158,6 +176,10 @@ def decode_indices(
     Raises :class:`FormatError` if the payload cannot be a valid encoding, and
     :class:`ImageTooLargeError` (before allocating anything) if
     ``num_stages * height * width`` exceeds ``max_symbols`` (None = no cap).
+    A payload too short for the grid (fewer bits than
+    :meth:`CodingTables.min_coded_bits` less :data:`PAYLOAD_SLACK_BITS`) raises
+    :class:`CorruptDataError` before anything is allocated, so the work done
+    is bounded by the payload's length.
     """
     if not isinstance(tables, CodingTables):
         raise TypeError("tables must be a bitstream.CodingTables")
@@ -173,6 +195,12 @@ def decode_indices(
     payload = bytes(payload)
     if len(payload) % 4:
         raise CorruptDataError(f"index payload is {len(payload)} bytes, not a whole number of 32-bit words")
+    need = tables.min_coded_bits(num_stages, height, width) - PAYLOAD_SLACK_BITS
+    if 8 * len(payload) < need:
+        raise CorruptDataError(
+            f"index payload is {len(payload)} bytes, too short for a {num_stages}x{height}x{width} "
+            f"index grid (these coding tables need at least {math.ceil(need / 8)} bytes)"
+        )
     c = _constriction()
     idx = np.zeros((int(num_stages), int(height), int(width)), np.int64)
     flat = idx.reshape(idx.shape[0], -1)

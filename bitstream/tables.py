@@ -51,6 +51,11 @@ MAX_BUCKETS = 256
 DEFAULT_BUCKETS = 16
 #: Pseudo-count mass of the stage marginal mixed into every bucket row.
 _PRIOR_MASS = 16.0
+#: constriction's Categorical models quantise probabilities to multiples of
+#: 2**-24 and give every symbol at least one unit ...
+CODER_PRECISION = 24
+#: ... and rounding moves a probability up by far less than this.
+_QUANTISATION_SLACK = 2.0**-20
 
 
 class CodingTables:
@@ -95,6 +100,27 @@ class CodingTables:
         self._base_weights = (self.counts << BOOST_SHIFT).astype(np.float64)
         self._boost_mass = self.boost.astype(np.float64)
         self._row_sums_f = self.row_sums.astype(np.float64)
+        self._min_bits = self._min_bits_per_symbol()
+
+    def _min_bits_per_symbol(self) -> np.ndarray:
+        """(S, 2) lower bounds on the coded cost in bits of one anchor / non-anchor symbol.
+
+        The most probable symbol of a row has probability cmax / N_b; a
+        non-anchor's boost can raise it at most to (cmax * 2**16 + beta * N_b) /
+        (N_b * (2**16 + beta)), beta the stage's largest boost.  The bound
+        allows for constriction's quantisation of the model.
+        """
+        K = self.num_codes
+        n = self.row_sums.astype(np.float64)
+        cmax = self.counts.max(axis=2).astype(np.float64)
+        beta = self.boost.max(axis=(1, 2)).astype(np.float64)[:, None]
+        anchor = cmax / n
+        non = (cmax * 2.0**BOOST_SHIFT + beta * n) / (n * (2.0**BOOST_SHIFT + beta))
+        ceiling = 1.0 - (K - 1) * 2.0**-CODER_PRECISION  # the others keep one unit each
+        p = np.minimum(np.stack([anchor, non], axis=-1) + _QUANTISATION_SLACK, ceiling)
+        bits = -np.log2(p).min(axis=1)
+        bits.setflags(write=False)
+        return bits
 
     # -- shape ----------------------------------------------------------------
     @property
@@ -121,6 +147,18 @@ class CodingTables:
         return np.array_equal(self.to_array(), other.to_array())
 
     __hash__ = None  # type: ignore[assignment]
+
+    def min_coded_bits(self, num_stages: int, height: int, width: int) -> float:
+        """Fewest bits any payload for a (num_stages, height, width) grid can hold.
+
+        Each symbol costs at least the information content of the most
+        probable symbol its model can have, so a payload much shorter than
+        this cannot encode the grid (see FORMAT.md, "Index payload").
+        """
+        cells = int(height) * int(width)
+        anchors = (cells + 1) // 2
+        bits = self._min_bits[: int(num_stages)]
+        return float(anchors * bits[:, 0].sum() + (cells - anchors) * bits[:, 1].sum())
 
     # -- construction -----------------------------------------------------------
     @classmethod

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
 import zlib
 
 import numpy as np
@@ -146,18 +145,13 @@ def test_fewer_stages_than_tables():
         np.testing.assert_array_equal(out, g[:s])
 
 
-def test_speed_default_model_size():
+def test_roundtrip_default_model_size():
+    # 8 stages of 256 codes on Kodak's 64x96 latent grid (timings: benchmarks/)
     rng = np.random.default_rng(4)
     tables = random_tables(rng, 8, 256)
     g = synth_grids(rng, 1, 8, 256, 64, 96)[0]
-    encode_indices(g, tables)  # warm-up (imports)
-    t0 = time.perf_counter()
-    payload = encode_indices(g, tables)
-    t1 = time.perf_counter()
-    out = decode_indices(payload, tables, 8, 64, 96)
-    t2 = time.perf_counter()
+    out = decode_indices(encode_indices(g, tables), tables, 8, 64, 96)
     np.testing.assert_array_equal(out, g)
-    assert t1 - t0 < 2.0 and t2 - t1 < 2.0  # typically ~20-80 ms each
 
 
 def test_encode_rejects_bad_indices():
@@ -182,6 +176,47 @@ def test_decode_refuses_huge_grids_before_allocating():
         decode_indices(b"", tables, 2, 10, 10, max_symbols=199)
     assert decode_indices(encode_indices(np.zeros((2, 10, 10), np.int64), tables), tables, 2, 10, 10,
                           max_symbols=200).shape == (2, 10, 10)
+
+
+def test_decode_refuses_payload_too_short_for_its_grid_before_allocating():
+    # 2 bits per symbol under uniform tables of 4 codes: a 3x10x10 grid needs 600 bits
+    tables = CodingTables.uniform(3, 4)
+    assert tables.min_coded_bits(3, 10, 10) == pytest.approx(600, rel=1e-4)
+    with pytest.raises(bitstream.CorruptDataError, match=r"too short for a 3x10x10 index grid"):
+        decode_indices(b"\x00" * 64, tables, 3, 10, 10)  # 512 bits < 600 - 64
+    # a few bytes announcing 2**40 symbols: refused, not allocated (no cap on symbols here)
+    with pytest.raises(bitstream.CorruptDataError, match="too short"):
+        decode_indices(b"\x00" * 8, tables, 3, 1 << 20, 1 << 20, max_symbols=None)
+
+
+@pytest.mark.parametrize("K", [2, 3, 16, 256, 4096])
+def test_payload_bound_never_refuses_a_real_payload(K):
+    """The most compressible grids (one code everywhere) under the most skewed
+    tables the format allows still code to at least ``min_coded_bits``."""
+    S = 2
+    for top in (2, 100, (1 << 20) - (K - 1)):
+        counts = np.ones((S, 1, K), np.int64)
+        counts[:, :, 0] = top
+        for beta in (0, 1 << 10, 1 << 16, 1 << 24):
+            boost = np.zeros((S, 5, 5), np.int64)
+            for n in range(1, 5):
+                boost[:, n, : n + 1] = beta
+            tables = CodingTables(np.zeros((S, K), np.int64), counts, boost)
+            for h, w in ((1, 1), (1, 7), (40, 30), (200, 150)):
+                g = np.zeros((S, h, w), np.int64)
+                payload = encode_indices(g, tables)
+                assert 8 * len(payload) >= tables.min_coded_bits(S, h, w), (K, top, beta, h, w)
+                np.testing.assert_array_equal(decode_indices(payload, tables, S, h, w), g)
+
+
+@SETTINGS
+@given(coding_cases())
+def test_payload_bound_holds_for_random_cases(case):
+    tables, indices = case
+    bits = 8 * len(encode_indices(indices, tables))
+    assert bits >= tables.min_coded_bits(*indices.shape)
+    # a lower bound on the ideal size too, not just on what the coder emits
+    assert tables.min_coded_bits(*indices.shape) <= tables.cross_entropy_bits(indices) + 1e-6
 
 
 def test_decode_rejects_bad_payloads():
@@ -240,7 +275,6 @@ def test_fit_rejects_bad_grids():
 def test_default_model_tables_size():
     rng = np.random.default_rng(7)
     t = CodingTables.fit(synth_grids(rng, 2, 8, 256, 16, 16), 8, 256)
-    assert t.to_array().nbytes < 2_000_000
     assert t.to_array().nbytes < 200_000  # 16 buckets: ~140 kB
 
 
@@ -277,8 +311,7 @@ def test_from_array_rejects_bad_arrays():
     for arr in bad_arrays:
         with pytest.raises(FormatError):
             CodingTables.from_array(arr)
-    assert CodingTables.from_array(good) is not None
-    assert issubclass(FormatError, ValueError)
+    assert CodingTables.from_array(good).to_array().tolist() == good.tolist()
 
 
 # -- container ---------------------------------------------------------------------------
@@ -370,7 +403,6 @@ def test_pixel_limit_checked_without_allocation():
     with pytest.raises(ImageTooLargeError):
         unpack(data)
     assert unpack(data, max_pixels=None)[0] == big
-    assert bitstream.DEFAULT_MAX_PIXELS >= 2**26
 
 
 def test_full_pipeline_with_alpha():
@@ -386,12 +418,12 @@ def test_full_pipeline_with_alpha():
 
 # -- import hygiene ------------------------------------------------------------------------
 def test_import_is_light():
+    """`import bitstream` loads neither a deep-learning framework, nor Pillow, nor
+    constriction (imported on first use), which keeps it fast."""
     code = (
-        "import sys, time; t = time.perf_counter(); import bitstream; dt = time.perf_counter() - t; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow', 'torch', 'jax', 'PIL')]; "
-        "print(dt, bad)"
+        "import sys; import bitstream; "
+        "print([m for m in sys.modules if m.split('.')[0] in "
+        "('keras', 'tensorflow', 'torch', 'jax', 'PIL', 'constriction', 'scipy')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    dt, bad = out.split(" ", 1)
-    assert bad.strip() == "[]", bad
-    assert float(dt) < 1.0
+    assert out.strip() == "[]", out
