@@ -1,16 +1,46 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and a fixed numerical set-up for every test.
+
+Training tests assert on numbers, and TensorFlow's results depend on how many
+threads split each reduction. The thread counts are fixed here (before
+TensorFlow is imported; subprocesses inherit them) and every test starts from
+the same seeds, so a test sees the same numbers on any machine with the same
+CPU features.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
+import random
+
+# Before TensorFlow is first imported: it reads these once, at start-up.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+SEED = 0
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Python's, NumPy's, TensorFlow's and Keras' global generators start from SEED in every test."""
+    import keras
+
+    random.seed(SEED)
+    np.random.seed(SEED)
+    keras.utils.set_random_seed(SEED)
 
 
 def _build_tiny_model(seed: int, path):
     """A tiny untrained codec model with fitted coding tables, saved to ``path``."""
     import bitstream
+    import keras
+
     from vqcodec import build_image_vqvae
 
+    keras.utils.set_random_seed(seed)  # the layers' initial weights, not only the quantiser's draws
     model = build_image_vqvae(
         channels=8, embedding_dim=4, num_stages=3, num_embeddings=16, res_blocks=1, seed=seed
     )
