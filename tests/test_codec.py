@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import warnings
 from importlib.resources import files
 
 import numpy as np
@@ -55,12 +57,75 @@ def test_fingerprint_is_stable_across_loads(model, tiny_model_path, other_tiny_m
     assert codec.model_fingerprint(other_tiny_model_path) != fp
 
 
-def test_load_model_errors(tmp_path):
+def test_fingerprint_covers_only_what_decoding_reads(tiny_model_path, tmp_path):
+    import keras
+
+    def fp_after(change):
+        m = keras.models.load_model(tiny_model_path, compile=False)
+        change(m)
+        return codec.model_fingerprint(m)
+
+    def bump(variable):
+        variable.assign(keras.ops.convert_to_numpy(variable) + 1)
+
+    def stats(m):  # what inference and training bookkeeping overwrite
+        for v in m.quantizer.weights:
+            if v.name in ("code_usage", "perplexity", "usage", "ema_cluster_size"):
+                bump(v)
+
+    base = fp_after(lambda m: None)
+    assert fp_after(stats) == base
+    assert fp_after(lambda m: bump(m.encoder.weights[0])) == base  # the encoder does not decode
+    assert fp_after(lambda m: bump(m.decoder.weights[0])) != base
+    assert fp_after(lambda m: bump(m.quantizer.stages[-1].embeddings)) != base  # a codebook
+    tables = keras.models.load_model(tiny_model_path, compile=False).coding_tables
+    changed = keras.ops.convert_to_numpy(tables).copy()
+    changed[-1] += 1  # a boost value
+    assert fp_after(lambda m: m.coding_tables.assign(changed)) != base
+
+    # inference, then saving, keeps the model's identity
+    m = keras.models.load_model(tiny_model_path, compile=False)
+    m.predict(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32), verbose=0)
+    m.save(tmp_path / "after_predict.keras")
+    assert codec.model_fingerprint(tmp_path / "after_predict.keras") == base
+
+
+def test_load_model_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         codec.load_model(tmp_path / "nope.keras")
-    if not codec.default_model_path().is_file():
-        with pytest.raises(FileNotFoundError, match="default model"):
-            codec.load_model()
+    monkeypatch.setattr(codec, "default_model_path", lambda: tmp_path / "missing" / "default.keras")
+    with pytest.raises(FileNotFoundError, match="default model .* is not installed"):
+        codec.load_model()
+
+
+def test_load_model_refuses_non_models_in_one_line(tmp_path):
+    import zipfile
+
+    import keras
+
+    text = tmp_path / "notes.keras"
+    text.write_text("hello\n")
+    png = tmp_path / "photo.png"
+    Image.fromarray(_smooth(8, 8)).save(png)
+    plain_zip = tmp_path / "plain.keras"
+    with zipfile.ZipFile(plain_zip, "w") as zf:
+        zf.writestr("readme.txt", "not a model")
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(broken, "w") as zf:
+        zf.writestr("config.json", "{not json")
+    other = tmp_path / "dense.keras"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(other)
+    for path, reason in [
+        (text, r"not a vqcodec model \(not a Keras archive\)"),
+        (png, r"not a vqcodec model \(not a Keras archive\)"),
+        (plain_zip, r"not a vqcodec model \(a zip file without the config.json"),
+        (broken, r"not a usable vqcodec model \(Keras cannot load it: "),
+        (other, r"not a vqcodec model \(it has no 'encoder'\)"),
+    ]:
+        with pytest.raises(codec.InvalidModelError, match=str(path.name) + " is " + reason) as info:
+            codec.load_model(str(path))
+        assert isinstance(info.value, ValueError)
+        assert "\n" not in str(info.value) and len(str(info.value)) < 300, str(info.value)
 
 
 @pytest.mark.parametrize("quality", [1, 2, 3])
@@ -270,6 +335,135 @@ def test_corrupt_inputs(model, other_tiny_model_path):
         codec.decompress(b"hello world, not an image", model)
     with pytest.raises(bitstream.ModelMismatchError):
         codec.decompress(data, other_tiny_model_path)
+
+
+def test_decoded_pixels_are_the_models_decoding_of_the_decoded_indices(model):
+    a = _smooth(44, 60)  # 6x8 latents, cropped back to 44x60 pixels
+    data = codec.compress(a, 3, model)
+    _, grid = codec.read_indices(data, model)
+    y = np.asarray(model.decode_from_indices(np.moveaxis(grid, 0, -1)[None]))[0]
+    expected = np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)[:44, :60]
+    np.testing.assert_array_equal(np.asarray(codec.decompress(data, model)), expected)
+
+
+def _repack(data, **changes):
+    header, payload, alpha = bitstream.unpack(data)
+    return bitstream.pack(dataclasses.replace(header, **changes), payload, alpha)
+
+
+def test_decoder_chooses_its_own_tiling(model, monkeypatch):
+    """A file's tile_size cannot make the decoder run the network tile by tiny tile."""
+    a = _smooth(120, 200)  # 15x25 latents: one untiled network call
+    data = codec.compress(a, 2, model)
+    reference = np.asarray(codec.decompress(data, model))
+    calls = []
+    decode = model.decode
+    monkeypatch.setattr(model, "decode", lambda latents: calls.append(latents.shape) or decode(latents))
+    for tile in (1, 3, 1 << 16):
+        calls.clear()
+        out = codec.decompress(_repack(data, tile_size=tile), model)
+        np.testing.assert_array_equal(np.asarray(out), reference)
+        assert len(calls) == 1, (tile, calls)
+
+
+def test_short_payload_for_huge_grid_is_refused_at_once(model):
+    """A 30-byte file announcing a 16384x16384 image (allowed by the pixel limit)
+    with an empty index payload is refused before anything is allocated."""
+    fp = codec.model_fingerprint(model)
+    for w, h, tile in [(16384, 16384, 64), (4096, 4096, 0), (1024, 1024, 1)]:
+        header = bitstream.Header(fp, w, h, "RGB", 3, h // 8, w // 8, tile)
+        with pytest.raises(bitstream.CorruptDataError, match="too short"):
+            codec.decompress(bitstream.pack(header, b""), model)
+    # a 1-latent image needs only a word: files with small grids are not refused
+    assert codec.decompress(codec.compress(_smooth(8, 8), 1, model), model).size == (8, 8)
+
+
+def _alpha_png(w, h):
+    buf = io.BytesIO()
+    Image.new("L", (w, h), 255).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_alpha_size_checked_before_decoding(model, monkeypatch):
+    from PIL import PngImagePlugin
+
+    data = codec.compress(_make("RGBA", 16, 24), 1, model)
+    loads = []
+    real_load = PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", lambda self: loads.append(self.size) or real_load(self))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # Pillow would warn about the 100x100 plane
+    header, payload, _ = bitstream.unpack(data)
+    bomb = bitstream.pack(header, payload, _alpha_png(100, 100))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(bitstream.CorruptDataError, match=r"alpha payload is a L 100x100 PNG, expected L 24x16"):
+            codec.decompress(bomb, model)
+    assert loads == []  # refused from the PNG header alone
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    not_png = bitstream.pack(header, payload, b"\x00" * 40)
+    with pytest.raises(bitstream.CorruptDataError, match="alpha payload is not a PNG"):
+        codec.decompress(not_png, model)
+
+
+def test_alpha_obeys_our_pixel_limit_not_pillows(model, monkeypatch):
+    """Pillow's decompression-bomb limit is not ours: the header's size, already
+    checked against max_pixels, decides."""
+    img = _make("RGBA", 16, 24)
+    data = codec.compress(img, 1, model)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 384 > 2 * 100: Pillow's open would refuse
+    out = codec.decompress(data, model)
+    np.testing.assert_array_equal(np.asarray(out.getchannel("A")), np.asarray(img.getchannel("A")))
+
+
+def _frames(n, size=(16, 8)):
+    return [Image.fromarray(np.full((size[1], size[0], 3), 40 * i, np.uint8)) for i in range(n)]
+
+
+def test_multi_frame_input_warns(model, tmp_path):
+    from vqcodec.images import MultiFrameWarning
+
+    gif = tmp_path / "photo.gif"
+    frames = _frames(3)
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    with pytest.warns(MultiFrameWarning, match=r"^photo\.gif has 3 frames: only the first is stored$"):
+        data = codec.compress(gif, 1, model)
+    assert codec.decompress(data, model).size == (16, 8)
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:2])
+    with pytest.warns(MultiFrameWarning, match=r"^the image has 2 frames: only the first is stored$"):
+        codec.compress(buf.getvalue(), 1, model)
+    with Image.open(gif) as opened:
+        opened.seek(2)
+        with pytest.warns(MultiFrameWarning, match="only frame 2 is stored"):
+            codec.compress(opened, 1, model)
+    single = tmp_path / "one.gif"
+    frames[0].save(single)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MultiFrameWarning)
+        codec.compress(single, 1, model)
+
+
+def test_pillow_plugin_errors_are_oserrors(model, other_tiny_model_path, tmp_path):
+    from vqcodec import pillow_plugin
+
+    data = codec.compress(_make("RGB"), 1, model)
+    corrupt = tmp_path / "corrupt.vqc"
+    corrupt.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    foreign = tmp_path / "foreign.vqc"
+    foreign.write_bytes(codec.compress(_make("RGB"), 1, other_tiny_model_path))
+    pillow_plugin.set_model(model)
+    try:
+        for path, cause in [(corrupt, bitstream.ChecksumError), (foreign, bitstream.ModelMismatchError)]:
+            with Image.open(path) as opened:
+                with pytest.raises(OSError, match="cannot decode .vqc image") as info:
+                    opened.load()
+            assert isinstance(info.value.__cause__, cause)
+        pillow_plugin.set_model(tmp_path / "corrupt.vqc")  # not a model at all
+        with Image.open(io.BytesIO(data)) as opened:
+            with pytest.raises(OSError, match="not a vqcodec model"):
+                opened.load()
+    finally:
+        pillow_plugin.set_model(None)
 
 
 def test_pillow_plugin(model, tmp_path):

@@ -13,6 +13,8 @@ context on every side (clipped at the image border) and only its centre is
 kept. The halo is larger than the receptive field of the encoder and decoder
 at latent resolution, so tiled output matches untiled output up to float
 rounding, and memory is bounded by the tile size instead of the image size.
+The decoder picks its tiling itself (by the same rule as the encoder's
+default); the tile size recorded in a file is informational and never trusted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 import os
 import time
 import weakref
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,6 +47,7 @@ __all__ = [
     "compress",
     "decompress",
     "load_model",
+    "InvalidModelError",
     "default_model_path",
     "quality_levels",
     "default_quality",
@@ -83,10 +87,34 @@ def default_model_path() -> Path:
     return Path(str(files("vqcodec") / "models" / _DEFAULT_MODEL))
 
 
+class InvalidModelError(ValueError):
+    """A model file exists but is not a usable vqcodec model (one-line message)."""
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_keras_archive(p: Path, shown: str) -> None:
+    """Refuse anything but a zip holding config.json before Keras sees it
+    (Keras' own messages for such files are long and misleading)."""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        raise InvalidModelError(f"{shown} is not a vqcodec model (not a Keras archive)") from None
+    if "config.json" not in names:
+        raise InvalidModelError(f"{shown} is not a vqcodec model (a zip file without the config.json of a Keras archive)")
+
+
 def load_model(path=None):
     """Load a codec model (``.keras``), cached by resolved path and modification time.
 
     ``path=None`` loads the default model shipped in ``vqcodec/models/``.
+    Raises ``FileNotFoundError`` for a missing file and
+    :class:`InvalidModelError` (a ``ValueError``) with a one-line message for a
+    file that is not a vqcodec model.
     """
     if path is None:
         p = default_model_path()
@@ -95,8 +123,10 @@ def load_model(path=None):
                 f"the default model {p} is not installed yet; pass a model file "
                 "(--model PATH on the command line, model=... in Python)"
             )
+        shown = str(p)
     else:
-        p = Path(os.fspath(path)).expanduser()
+        shown = os.fspath(path)
+        p = Path(shown).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"model file not found: {p}")
     p = p.resolve()
@@ -104,6 +134,7 @@ def load_model(path=None):
     key = (str(p), st.st_mtime_ns, st.st_size)
     model = _model_cache.get(key)
     if model is None:
+        _check_keras_archive(p, shown)
         import keras
 
         import vqcodec.architecture  # noqa: F401  (registers the custom layers)
@@ -111,10 +142,12 @@ def load_model(path=None):
         try:
             model = keras.models.load_model(str(p), compile=False)
         except Exception as exc:
-            raise ValueError(f"cannot load model {p}: {exc}") from exc
+            raise InvalidModelError(
+                f"{shown} is not a usable vqcodec model (Keras cannot load it: {_first_line(exc)})"
+            ) from exc
         for name in ("encoder", "decoder", "quantizer", "num_stages"):
             if not hasattr(model, name):
-                raise ValueError(f"{p} is not a vqcodec model (it has no {name!r})")
+                raise InvalidModelError(f"{shown} is not a vqcodec model (it has no {name!r})")
         _model_cache[key] = model
     return model
 
@@ -125,6 +158,26 @@ def _resolve_model(model):
     return model
 
 
+#: Quantiser variables that only record training statistics: inference may
+#: overwrite them, decoding never reads them, so they are not fingerprinted.
+_STATISTICS = frozenset(
+    {"code_usage", "perplexity", "usage", "ema_cluster_size", "ema_embedding_sum", "ema_initialized"}
+)
+
+
+def _decoding_variables(model) -> list:
+    """What decoding depends on: the coding tables first, then every model
+    weight except the encoder's and the quantiser's usage/EMA statistics
+    (the decoder, the codebooks and anything else a subclass adds)."""
+    tables_var = getattr(model, "coding_tables", None)
+    skip = {id(v) for v in model.encoder.weights}
+    skip |= {id(v) for v in model.quantizer.weights if v.name in _STATISTICS}
+    if tables_var is not None:
+        skip.add(id(tables_var))
+    rest = [v for v in model.weights if id(v) not in skip]
+    return ([tables_var] if tables_var is not None else []) + rest
+
+
 def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
     """(fingerprint, coding tables) of a model, computed once and cached."""
     try:
@@ -133,16 +186,13 @@ def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
         pass
     import keras
 
-    h = hashlib.sha256(b"vqcodec-model-v1")
-    tables_var = getattr(model, "coding_tables", None)
-    variables = list(model.weights)
-    if tables_var is not None:  # hash the tables first, wherever Keras lists them
-        variables = [tables_var] + [v for v in variables if v is not tables_var]
-    for v in variables:
+    h = hashlib.sha256(b"vqcodec-model-v2")
+    for v in _decoding_variables(model):
         a = np.ascontiguousarray(keras.ops.convert_to_numpy(v))
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     fingerprint = h.digest()[:8]
+    tables_var = getattr(model, "coding_tables", None)
     if tables_var is None:
         tables = None
     else:
@@ -153,8 +203,10 @@ def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
 
 
 def model_fingerprint(model=None) -> bytes:
-    """8 bytes of SHA-256 over all the model's weights and its coding tables.
+    """8 bytes of SHA-256 over what decoding depends on: the coding tables, the
+    decoder's weights and the codebooks (not the encoder, not usage statistics).
 
+    Two models that decode every file identically share a fingerprint.
     Computed once per model object and cached (change the weights of a model
     in place after using it with the codec and the cached value is stale).
     """
@@ -379,12 +431,11 @@ def read_indices(data: bytes, model=None, *, max_pixels: int | None = None):
     return header, grid
 
 
-def _decode_grid(model, grid: np.ndarray, tile_size: int, timings) -> np.ndarray:
-    """uint8 RGB array (8h, 8w, 3) from an index grid (S, h, w)."""
+def _decoded_tiles(model, grid: np.ndarray, tile_size: int, timings):
+    """Yield ``(y0, x0, uint8 RGB tile)`` in pixels for an index grid (S, h, w)."""
     import keras
 
     _, lh, lw = grid.shape
-    out = np.empty((lh * STRIDE, lw * STRIDE, 3), np.uint8)
     for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
         idx = np.moveaxis(grid[:, cy0:cy1, cx0:cx1], 0, -1)[None].astype(np.int32)
         with _timed(timings, "quantize"):
@@ -394,23 +445,56 @@ def _decode_grid(model, grid: np.ndarray, tile_size: int, timings) -> np.ndarray
             y = keras.ops.convert_to_numpy(model.decode(latents))[0]
         del latents
         y = y[(y0 - cy0) * STRIDE : (y1 - cy0) * STRIDE, (x0 - cx0) * STRIDE : (x1 - cx0) * STRIDE]
-        out[y0 * STRIDE : y1 * STRIDE, x0 * STRIDE : x1 * STRIDE] = np.clip(
-            np.rint(y.astype(np.float32) * 255.0), 0, 255
-        ).astype(np.uint8)
+        yield y0 * STRIDE, x0 * STRIDE, np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _decode_grid(model, grid: np.ndarray, tile_size: int, timings) -> np.ndarray:
+    """uint8 RGB array (8h, 8w, 3) from an index grid (S, h, w)."""
+    _, lh, lw = grid.shape
+    out = np.empty((lh * STRIDE, lw * STRIDE, 3), np.uint8)
+    for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):
+        out[y0 : y0 + tile.shape[0], x0 : x0 + tile.shape[1]] = tile
     return out
 
 
+def _decode_image(model, grid: np.ndarray, width: int, height: int, timings) -> Image.Image:
+    """RGB image (width x height) from an index grid, pasted tile by tile.
+
+    The tile size is the decoder's own choice (the file's tile_size is not
+    trusted), so network memory is bounded by one tile and the only
+    image-sized buffer is the output image itself.
+    """
+    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], None)
+    img = Image.new("RGB", (width, height))
+    for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):
+        tile = tile[: height - y0, : width - x0]  # crop the padding of edge tiles
+        img.paste(Image.fromarray(np.ascontiguousarray(tile), "RGB"), (x0, y0))
+    return img
+
+
 def _decode_alpha(alpha_payload: bytes, header) -> Image.Image:
+    """The alpha plane, its PNG size and mode checked against the header before decoding.
+
+    The PNG plugin class is used directly: it reads only the PNG header, so an
+    alpha plane declaring a huge size is refused before any pixel is
+    decompressed, and Pillow's own decompression-bomb warning never fires
+    (the header's size is already bounded by ``max_pixels``).
+    """
+    from PIL import PngImagePlugin
+
     try:
-        alpha = Image.open(io.BytesIO(alpha_payload), formats=["PNG"])
+        alpha = PngImagePlugin.PngImageFile(io.BytesIO(alpha_payload))
+    except Exception as exc:
+        raise bitstream.CorruptDataError(f"alpha payload is not a PNG image: {exc}") from None
+    if alpha.mode != "L" or alpha.size != (header.width, header.height):
+        raise bitstream.CorruptDataError(
+            f"alpha payload is a {alpha.mode} {alpha.width}x{alpha.height} PNG, "
+            f"expected L {header.width}x{header.height}"
+        )
+    try:
         alpha.load()
     except Exception as exc:
         raise bitstream.CorruptDataError(f"alpha payload is corrupt: {exc}") from None
-    if alpha.mode != "L" or alpha.size != (header.width, header.height):
-        raise bitstream.CorruptDataError(
-            f"alpha payload is {alpha.mode} {alpha.width}x{alpha.height}, "
-            f"expected L {header.width}x{header.height}"
-        )
     return alpha
 
 
@@ -436,8 +520,7 @@ def decompress(data: bytes, model=None, *, timings: dict | None = None, max_pixe
         alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None
     if grid.size and int(grid.max()) >= int(model.num_embeddings):
         raise bitstream.CorruptDataError("index payload names a code the model does not have")
-    rgb = _decode_grid(model, grid, header.tile_size, timings)[: header.height, : header.width]
-    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    img = _decode_image(model, grid, header.width, header.height, timings)
     if header.mode in ("L", "LA"):
         img = img.convert("L")
     if alpha is not None:

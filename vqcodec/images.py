@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["CODED_MODES", "MODE_RULES", "open_image", "to_coded_mode", "load_image"]
+__all__ = ["CODED_MODES", "MODE_RULES", "MultiFrameWarning", "open_image", "to_coded_mode", "load_image"]
 
 #: Modes the .vqc format stores; every other mode is converted to one of them.
 CODED_MODES = ("L", "LA", "RGB", "RGBA")
@@ -33,12 +34,33 @@ MODE_RULES = {
 }
 
 
+class MultiFrameWarning(UserWarning):
+    """An animation or multi-page file was given: only one frame is coded.
+
+    Its message is one line, e.g. ``photo.gif has 12 frames: only the first is stored``.
+    """
+
+
+def _warn_if_multi_frame(img: Image.Image, name: str) -> bool:
+    """The .vqc format holds one image, so extra frames are dropped, but never silently."""
+    if not getattr(img, "is_animated", False):
+        return False
+    n = getattr(img, "n_frames", 1)
+    if n > 1:
+        frame = img.tell()
+        which = "the first" if frame == 0 else f"frame {frame}"
+        warnings.warn(MultiFrameWarning(f"{name} has {n} frames: only {which} is stored"), stacklevel=3)
+    return n > 1
+
+
 def open_image(source) -> Image.Image:
     """``source``: a path, bytes, a binary file object, a PIL image or a uint8 array.
 
     Returns a PIL image with EXIF orientation applied (not yet mode-normalised).
     Raises ``FileNotFoundError`` for a missing path, ``PIL.UnidentifiedImageError``
     for data Pillow cannot read, ``ValueError`` for unsupported arrays.
+    Animated or multi-page input keeps one frame (the first, unless a PIL image
+    positioned on another frame is given) and emits a :class:`MultiFrameWarning`.
     """
     if isinstance(source, Image.Image):
         img = source
@@ -55,7 +77,18 @@ def open_image(source) -> Image.Image:
             f"image must be a path, bytes, a file object, a PIL image or a numpy array, "
             f"got {type(source).__name__}"
         )
+    if isinstance(source, (str, os.PathLike)):
+        name = os.path.basename(os.fspath(source))
+    else:
+        known = getattr(img, "filename", None) or getattr(source, "name", None)
+        name = os.path.basename(known) if isinstance(known, str) and known else "the image"
+    multi = _warn_if_multi_frame(img, name)
     img.load()
+    if multi and img is not source:
+        # Pillow keeps a multi-frame file open for seeking; keep only this frame
+        single = img.copy()
+        img.close()
+        img = single
     transposed = ImageOps.exif_transpose(img)
     return img if transposed is None else transposed
 

@@ -5,6 +5,10 @@ Importing this module (``vqcodec.codec`` does) registers the format, so that
 header (size and mode); ``load()`` decodes with the default model (or the
 model given by :func:`set_model`). ``img.save("x.vqc")`` compresses with the
 same model; pass ``quality=`` to ``save``.
+
+Errors follow Pillow's convention: what escapes ``open`` and ``load`` is an
+``OSError`` (a corrupt file, a file made by another model, an unusable
+model), with the codec's own exception kept as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -49,10 +53,13 @@ class VQCImageFile(ImageFile.ImageFile):
             from vqcodec import codec
 
             if self.fp is None:
-                raise ValueError("cannot load: the .vqc file is closed")
+                raise OSError("cannot load: the .vqc file is closed")
             self.fp.seek(0)
             data = self.fp.read()
-            decoded = codec.decompress(data, _model)
+            try:
+                decoded = codec.decompress(data, _model)
+            except ValueError as exc:  # bitstream.FormatError, codec.InvalidModelError, ...
+                raise OSError(f"cannot decode .vqc image: {exc}") from exc
             self.im = decoded.im
             self._mode = decoded.mode
             self._size = decoded.size
