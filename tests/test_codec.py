@@ -124,7 +124,6 @@ def test_load_model_refuses_non_models_in_one_line(tmp_path):
     ]:
         with pytest.raises(codec.InvalidModelError, match=str(path.name) + " is " + reason) as info:
             codec.load_model(str(path))
-        assert isinstance(info.value, ValueError)
         assert "\n" not in str(info.value) and len(str(info.value)) < 300, str(info.value)
 
 

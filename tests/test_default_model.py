@@ -5,10 +5,12 @@ from __future__ import annotations
 from importlib.resources import files
 
 import numpy as np
+import pytest
 from PIL import Image
 
+import bitstream
 import vqcodec
-from vqcodec.codec import default_model_path, read_indices
+from vqcodec.codec import default_model_path, model_fingerprint, read_indices
 from vqcodec.metrics import psnr
 
 SAMPLE = files("vqcodec") / "samples" / "endeavour.png"
@@ -19,8 +21,18 @@ def test_default_model_ships_under_25_mb_with_tables():
     assert path.is_file(), f"shipped model missing: {path}"
     assert path.stat().st_size < 25 * 1024 * 1024
     model = vqcodec.load_model()
-    assert model.coding_tables is not None and int(np.asarray(model.coding_tables).sum()) > 0
-    assert len(vqcodec.quality_levels()) >= 6
+    tables = bitstream.CodingTables.from_array(np.asarray(model.coding_tables))
+    assert tables.num_stages == len(vqcodec.quality_levels()) >= 6
+    assert tables.num_buckets > 1 and tables.boost.any()  # fitted, not uniform
+
+
+def test_default_model_refuses_tiny_files_announcing_huge_images():
+    """28-byte files announcing up to 2**28 pixels with no payload: refused at once."""
+    fp = model_fingerprint()
+    for side, tile in [(16384, 64), (4096, 0), (1024, 1)]:
+        header = bitstream.Header(fp, side, side, "RGB", 4, side // 8, side // 8, tile)
+        with pytest.raises(bitstream.CorruptDataError, match="too short"):
+            vqcodec.decompress(bitstream.pack(header, b""))
 
 
 def test_default_model_rate_and_quality_rise_with_level():
