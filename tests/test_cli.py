@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -239,12 +241,122 @@ def test_train_delegates(monkeypatch):
     monkeypatch.setattr(vqcodec.train, "main", lambda argv=None: seen.append(argv) or 0)
     assert cli.main(["train", "--help"]) == 0
     assert cli.main(["-v", "train", "--epochs", "3"]) == 0
-    assert seen == [["--help"], ["--epochs", "3"]]
+    assert cli.main(["--quiet", "train", "data", "-o", "m.keras"]) == 0
+    assert seen == [["--help"], ["--epochs", "3"], ["data", "-o", "m.keras", "--quiet"]]
 
 
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == 2
     assert "compress" in capsys.readouterr().err
+
+
+def test_global_options_before_or_after_the_command(folder, tiny_model_path, capsys):
+    for argv in (
+        ("--quiet", "compress", folder / "rgb.png"),
+        ("compress", folder / "rgb.png", "--quiet", "-f"),
+        ("--quiet", "-v", "compress", folder / "rgb.png", "-f"),
+        ("compress", "--verbose", folder / "rgb.png", "--quiet", "-f"),
+    ):
+        assert _main(*argv, "--model", tiny_model_path) == 0, argv
+        assert capsys.readouterr().err == "", argv
+    assert _main("--quiet", "decompress", folder / "rgb.vqc", "-o", folder / "d.png", "--model", tiny_model_path) == 0
+    assert capsys.readouterr().err == ""
+    assert _main("decompress", folder / "rgb.vqc", "-o", folder / "d.png", "-f", "--model", tiny_model_path) == 0
+    assert "rgb.vqc -> " in capsys.readouterr().err  # without --quiet: the summary line
+    (folder / "text.png").write_text("nope")
+    assert _main("compress", folder / "text.png", "-v", "--model", tiny_model_path) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def _forbid_model_load(monkeypatch):
+    def load_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(codec, "load_model", load_model)
+
+
+def test_read_only_output_folder_fails_before_any_work(folder, tiny_model_path, monkeypatch, capsys):
+    """A read-only mount (simulated: root may write anywhere else) is refused up front, by the user's path."""
+    ro = folder / "ro"
+    ro.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == ro:
+            raise OSError(errno.EROFS, "Read-only file system", str(Path(dir) / ".x.vqc._kwiz83a.tmp"))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    _forbid_model_load(monkeypatch)
+    assert _main("compress", folder / "rgb.png", "-o", ro / "x.vqc", "--model", tiny_model_path) == 1
+    _assert_error(capsys, f"output folder {ro} is not writable: Read-only file system")
+    assert _main("demo", "--save", ro / "new" / "deeper", "--model", tiny_model_path) == 1
+    _assert_error(capsys, f"output folder {ro} is not writable")
+    assert _files(ro) == []
+
+
+def test_write_failure_names_the_output_not_the_temporary_file(folder, tiny_model_path, monkeypatch, capsys):
+    def replace(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))
+
+    monkeypatch.setattr(os, "replace", replace)
+    before = _files(folder)
+    assert _main("compress", folder / "rgb.png", "-o", folder / "x.vqc", "--model", tiny_model_path) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"vqcodec: error: {folder / 'rgb.png'}: cannot write {folder / 'x.vqc'}: No space left on device"
+    assert _files(folder) == before
+
+
+def test_bad_arguments_fail_before_the_model_loads(folder, tiny_model_path, monkeypatch, capsys):
+    _forbid_model_load(monkeypatch)
+    (folder / "notes.keras").write_text("not a model\n")
+    (folder / "unreadable.png").write_bytes((folder / "rgb.png").read_bytes())
+    cases = [
+        (("compress", folder / "rgb.png", "-q", "4", "--model", tiny_model_path), "quality must be in 1..3"),
+        (("compress", folder / "rgb.png", "-q", "0", "--model", tiny_model_path), "quality must be in 1..3"),
+        (("demo", "-q", "7", "--model", tiny_model_path), "quality must be in 1..3"),
+        (("compress", folder / "rgb.png", "--model", folder / "notes.keras"),
+         f"{folder / 'notes.keras'} is not a vqcodec model (not a Keras archive)"),
+        (("decompress", folder / "x.vqc", "--model", folder / "rgb.png"),
+         f"{folder / 'rgb.png'} is not a vqcodec model (not a Keras archive)"),
+        (("compress", folder / "rgb.png", "--model", folder / "missing.keras"), "missing.keras: no such file"),
+        (("demo", "--model", folder), "is a directory"),
+        (("compress", folder / "rgb.png", "-o", folder / "no" / "x.vqc", "--model", tiny_model_path),
+         f"output folder {folder / 'no'} does not exist"),
+        (("demo", "--save", folder / "rgb.png", "--model", tiny_model_path), "not a folder"),
+    ]
+    for argv, message in cases:
+        assert _main(*argv) == 1, argv
+        _assert_error(capsys, message)
+    assert not (folder / "rgb.vqc").exists()
+
+
+def test_multi_frame_input_warns_in_one_line(folder, tiny_model_path, capsys):
+    frames = [_image("RGB", 16, 16, seed=i) for i in range(3)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    assert _main("compress", folder / "anim.gif", "--model", tiny_model_path, "--quiet") == 0
+    assert capsys.readouterr().err == "vqcodec: warning: anim.gif has 3 frames: only the first is stored\n"
+    assert bitstream.read_header((folder / "anim.vqc").read_bytes()).width == 16
+
+
+def test_only_our_warnings_reach_stderr(folder, tiny_model_path, monkeypatch, capsys):
+    import warnings
+
+    from vqcodec import images
+
+    compress = codec.compress
+
+    def noisy(*args, **kwargs):
+        warnings.warn("a backend's advice\nover two lines", UserWarning)  # not ours: dropped
+        warnings.warn(images.MultiFrameWarning("x.gif has 2 frames: only the first is stored"))
+        return compress(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "compress", noisy)
+    assert _main("compress", folder / "rgb.png", "--model", tiny_model_path, "--quiet") == 0
+    err = capsys.readouterr().err
+    assert err == f"vqcodec: warning: {folder / 'rgb.png'}: x.gif has 2 frames: only the first is stored\n"
+    with pytest.warns(UserWarning, match="a backend's advice"):  # --verbose passes everything on
+        assert _main("compress", folder / "rgb.png", "-f", "-v", "--model", tiny_model_path, "--quiet") == 0
 
 
 # -- subprocesses ----------------------------------------------------------------------
@@ -273,6 +385,8 @@ def test_help_and_info_do_not_import_tensorflow(tmp_path, model):
 def test_cli_subprocess_round_trip_and_errors(folder, tiny_model_path):
     r = _run("compress", "rgb.png", "rgba.png", "l.png", "-q", "3", "--model", tiny_model_path, cwd=folder)
     assert r.returncode == 0, r.stderr
+    lines = r.stderr.decode().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["rgb.png -> rgb.vqc", "rgba.png -> rgba.vqc", "l.png -> l.vqc"], lines
     assert (folder / "rgba.vqc").exists()
     out = folder / "out"
     out.mkdir()
@@ -282,9 +396,13 @@ def test_cli_subprocess_round_trip_and_errors(folder, tiny_model_path):
     r = _run("decompress", "rgb.vqc", "bad.vqc", "rgba.vqc", "l.vqc", "--model", tiny_model_path, cwd=out)
     assert r.returncode == 1
     err = r.stderr.decode()
-    errors = [line for line in err.splitlines() if line.startswith("vqcodec: error:")]
-    assert len(errors) == 1 and "bad.vqc" in errors[0] and "truncated" in errors[0], err
-    assert "Traceback" not in err and "cuInit" not in err
+    # stderr holds our lines only: one error, one summary per decoded file, no backend start-up messages.
+    lines = err.splitlines()
+    assert len(lines) == 4, err
+    assert lines[1].startswith("vqcodec: error: bad.vqc: ") and "truncated" in lines[1], err
+    assert [line.split(":")[0] for line in lines[::2] + lines[3:]] == [
+        "rgb.vqc -> rgb.png", "rgba.vqc -> rgba.png", "l.vqc -> l.png"
+    ], err
     assert not (out / "bad.png").exists()
     assert Image.open(out / "rgba.png").mode == "RGBA"
     assert Image.open(out / "l.png").mode == "L"
@@ -293,3 +411,58 @@ def test_cli_subprocess_round_trip_and_errors(folder, tiny_model_path):
         np.asarray(Image.open(folder / "rgba.png").getchannel("A")),
     )
     assert not [n for n in _files(out) if n.endswith(".tmp")]
+
+
+def test_quiet_commands_write_nothing_to_stderr(folder, tiny_model_path):
+    """--quiet with TF_CPP_MIN_LOG_LEVEL=3: the backend's start-up lines must not leak either."""
+    env = dict(_env(), TF_CPP_MIN_LOG_LEVEL="3")
+    r = subprocess.run(
+        [sys.executable, "-m", "vqcodec.cli", "--quiet", "compress", "rgb.png", "--model", tiny_model_path],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    r = _run("demo", "-q", "1", "--model", tiny_model_path, cwd=folder)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr.decode()
+    assert b"endeavour.png" in r.stdout
+
+
+def test_train_keeps_its_progress_and_drops_the_backend_noise(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        _image("RGB", 48, 48, seed=i).save(data / f"im{i}.png")
+    r = _run("train", "data", "-o", "m.keras", "--steps", "2", "--batch-size", "2", "--patch-size", "32",
+             "--log-every", "2", "--precision", "float32", "--channels", "8", "--embedding-dim", "4",
+             "--stages", "2", "--codes", "16", "--res-blocks", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert r.stderr == b"", r.stderr.decode()
+    out = r.stdout.decode()
+    assert "2/2 - " in out and "loss: " in out and "saved m.keras" in out  # Keras' progress display
+    assert (tmp_path / "m.keras").is_file()
+
+
+def test_argument_errors_do_not_start_the_backend(folder, tiny_model_path):
+    """Bad --quality, --model and output locations are reported before Keras/TensorFlow is imported."""
+    (folder / "notes.keras").write_text("not a model")
+    code = (
+        "import sys\n"
+        "from vqcodec import cli\n"
+        f"model = {tiny_model_path!r}\n"
+        "cases = [\n"
+        "    ['compress', 'rgb.png', '-q', '9', '--model', model],\n"
+        "    ['compress', 'rgb.png', '--model', 'notes.keras'],\n"
+        "    ['compress', 'rgb.png', '--model', 'rgb.png'],\n"
+        "    ['decompress', 'x.vqc', '--model', 'missing.keras'],\n"
+        "    ['compress', 'rgb.png', '-o', 'nowhere/x.vqc', '--model', model],\n"
+        "    ['decompress', 'rgb.png', '-o', 'x.nope', '--model', model],\n"
+        "    ['demo', '-q', '5', '--model', model],\n"
+        "]\n"
+        "rcs = [cli.main(argv) for argv in cases]\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax'))\n"
+        "print('RC', rcs, 'BAD', bad)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=folder, env=_env(), capture_output=True, text=True, timeout=60)
+    assert "RC [1, 1, 1, 1, 1, 1, 1] BAD []" in r.stdout, (r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 7 and all(line.startswith("vqcodec: error: ") for line in lines), r.stderr
+    assert "not a Keras archive" in lines[1] and "not a Keras archive" in lines[2]

@@ -2,19 +2,28 @@
 
 Start-up is kept cheap: this module imports only the standard library at the
 top; ``info`` needs only the ``bitstream`` package, and Keras/TensorFlow are
-imported when a model is actually needed (compress, decompress, demo).
+imported when a model is actually needed (compress, decompress, demo, train).
+Every argument, input and output location is checked before that import, so
+a mistake is reported at once. The backend's start-up messages are kept off
+stderr: it holds only this command's own lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 
 PROG = "vqcodec"
 STDIO = "-"
+GLOBAL_FLAGS = ("-v", "--verbose", "--quiet")
+QUIET_HELP = "no summary line per file (compress, decompress) and no progress display (train)"
 
 
 class CLIError(Exception):
@@ -72,6 +81,21 @@ def _check_input(path: str) -> None:
         raise CLIError(f"{path}: no such file or directory")
     if p.is_dir():
         raise CLIError(f"{path}: is a directory")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise CLIError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _check_writable_folder(folder: Path, shown: str) -> None:
+    """Creates and removes a probe file: the only check that also sees read-only mounts and ACLs."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vqcodec-probe.", dir=folder)
+    except OSError as exc:
+        raise CLIError(f"output folder {shown} is not writable: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _check_output(out: str, inp: str, force: bool) -> None:
@@ -94,6 +118,7 @@ def _check_output(out: str, inp: str, force: bool) -> None:
     parent = p.parent
     if not parent.is_dir():
         raise CLIError(f"output folder {parent} does not exist")
+    _check_writable_folder(parent, str(parent))
 
 
 def _umask() -> int:
@@ -109,7 +134,10 @@ def _write_output(out: str, write, force: bool) -> None:
         sys.stdout.buffer.flush()
         return
     p = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -119,11 +147,14 @@ def _write_output(out: str, write, force: bool) -> None:
         if p.exists() and not force:
             raise CLIError(f"output file {out} exists (use --force to overwrite)")
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            # The temporary file's name means nothing to the user: name the output.
+            raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -149,14 +180,151 @@ def _plan(args, default_suffix: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _run_files(pairs, force, verbose, prepare, process) -> int:
-    """Check every pair cheaply first, then process the good ones; one error line per failure."""
+def _model_path(model: str | None) -> tuple[Path, str]:
+    """(file, how to name it in messages) for ``--model`` (None: the shipped model)."""
+    if model is None:
+        from importlib.resources import files
+
+        p = Path(str(files("vqcodec") / "models" / "default.keras"))
+        if not p.is_file():
+            raise CLIError(f"the default model {p} is not installed; pass --model PATH")
+        return p, str(p)
+    p = Path(model).expanduser()
+    if not p.exists():
+        raise CLIError(f"--model {model}: no such file")
+    if p.is_dir():
+        raise CLIError(f"--model {model}: is a directory")
+    return p, model
+
+
+def _check_model(model: str | None) -> int | None:
+    """Checks ``--model`` without Keras: a readable Keras archive (a zip with config.json).
+
+    Returns its quality levels (stage count) when the config tells them, so a
+    bad ``--quality`` is caught before the model loads.
+    """
+    p, shown = _model_path(model)
+    try:
+        if not zipfile.is_zipfile(p):
+            raise CLIError(f"{shown} is not a vqcodec model (not a Keras archive)")
+        with zipfile.ZipFile(p) as archive:
+            config = json.loads(archive.read("config.json"))
+    except KeyError:
+        raise CLIError(f"{shown} is not a vqcodec model (a zip file without the config.json of a Keras archive)") from None
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CLIError(f"{shown} is not a vqcodec model (unreadable Keras archive: {_describe(exc)})") from None
+    stages = config.get("config", {}).get("num_stages") if isinstance(config, dict) else None
+    return stages if isinstance(stages, int) and stages > 0 else None
+
+
+def _check_quality(quality: int | None, stages: int | None) -> None:
+    if quality is None:
+        return
+    if stages is not None and not 1 <= quality <= stages:
+        raise CLIError(f"quality must be in 1..{stages} for this model, got {quality}")
+    if quality < 1:
+        raise CLIError(f"quality must be at least 1, got {quality}")
+
+
+@contextlib.contextmanager
+def _backend_quiet(verbose: bool):
+    """Keeps the backend's start-up messages off stderr (unless ``verbose``).
+
+    TensorFlow's C++ runtime writes some lines (absl, CUDA probing, CPU
+    features) straight to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says,
+    so fd 2 points at /dev/null while the backend is imported and started.
+    Nothing of ours is printed meanwhile; errors are reported after it.
+    """
+    if verbose:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        saved = None
+    devnull = os.open(os.devnull, os.O_WRONLY) if saved is not None else None
+    try:
+        if saved is not None:
+            os.dup2(devnull, 2)
+        yield
+    finally:
+        if saved is not None:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+        import logging
+
+        for name in ("absl", "tensorflow", "jax"):  # their Python-side warnings
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _start_backend() -> None:
+    """Imports Keras and lets the backend probe its devices (where the start-up messages come from)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # does not fix the device set-up (training may still do that)
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        jax.devices()
+
+
+def _is_ours(category: type, filename: str) -> bool:
+    if not issubclass(category, UserWarning):
+        return False
+    if category.__module__.split(".")[0] in ("vqcodec", "bitstream"):
+        return True
+    here = Path(__file__).resolve().parent
+    try:
+        path = Path(filename).resolve()
+    except (OSError, ValueError):
+        return False
+    return here in path.parents or here.parent / "bitstream" in path.parents
+
+
+@contextlib.contextmanager
+def _own_warnings(verbose: bool, where: str | None = None):
+    """vqcodec's warnings as one ``vqcodec: warning:`` line each; Keras' and TF's only with --verbose."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        show_default = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if _is_ours(category, filename):
+                text = (str(message).strip().splitlines() or [category.__name__])[0]
+                if where and where != STDIO and Path(where).name not in text:
+                    text = f"{where}: {text}"
+                print(f"{PROG}: warning: {text}", file=sys.stderr)
+            elif verbose:
+                show_default(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _run_files(pairs, args, prepare, process) -> int:
+    """Checks the model and every pair cheaply first, then processes the good ones; one error line per failure."""
+    verbose = args.verbose
+    try:
+        stages = _check_model(args.model)
+        _check_quality(getattr(args, "quality", None), stages)
+    except Exception as exc:
+        _report(exc, verbose)
+        return 1
     status = 0
     ready = []
     for inp, out in pairs:
         try:
             _check_input(inp)
-            _check_output(out, inp, force)
+            _check_output(out, inp, args.force)
             ready.append((inp, out))
         except Exception as exc:
             _report(exc, verbose, _label(inp))
@@ -164,13 +332,15 @@ def _run_files(pairs, force, verbose, prepare, process) -> int:
     if not ready:
         return status
     try:
-        state = prepare()
+        with _own_warnings(verbose):
+            state = prepare()
     except Exception as exc:
         _report(exc, verbose)
         return 1
     for inp, out in ready:
         try:
-            process(state, inp, out)
+            with _own_warnings(verbose, _label(inp)):
+                process(state, inp, out)
         except Exception as exc:
             _report(exc, verbose, _label(inp))
             status = 1
@@ -196,10 +366,11 @@ def _bpp(nbytes: int, width: int, height: int) -> float:
 
 
 def _load_model(args):
-    from vqcodec import codec
-    from vqcodec.metrics import psnr
+    with _backend_quiet(args.verbose):
+        from vqcodec import codec
 
-    return codec.load_model(args.model)
+        _start_backend()
+        return codec.load_model(args.model)
 
 
 def cmd_compress(args) -> int:
@@ -219,7 +390,7 @@ def cmd_compress(args) -> int:
                 file=sys.stderr,
             )
 
-    return _run_files(_plan(args, ".vqc"), args.force, args.verbose, lambda: _load_model(args), process)
+    return _run_files(_plan(args, ".vqc"), args, lambda: _load_model(args), process)
 
 
 def _output_format(out: str) -> str:
@@ -259,7 +430,7 @@ def cmd_decompress(args) -> int:
         if out != STDIO and not args.quiet:
             print(f"{_label(inp)} -> {out}: {img.width}x{img.height} {img.mode}", file=sys.stderr)
 
-    return _run_files(pairs, args.force, args.verbose, lambda: _load_model(args), process)
+    return _run_files(pairs, args, lambda: _load_model(args), process)
 
 
 def cmd_info(args) -> int:
@@ -285,11 +456,34 @@ def cmd_info(args) -> int:
     return status
 
 
+def _check_save_folder(folder: str) -> None:
+    """``--save DIR``: a folder, or one that can be made, and writable."""
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"--save {folder}: not a folder")
+    existing = p
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"--save {folder}: {existing} is not a folder")
+    _check_writable_folder(existing, str(existing))
+
+
 def cmd_demo(args) -> int:
+    _check_quality(args.quality, _check_model(args.model))
+    if args.save is not None:
+        _check_save_folder(args.save)
+    with _own_warnings(args.verbose):
+        return _demo(args)
+
+
+def _demo(args) -> int:
     import time
     from importlib.resources import files
 
     import numpy as np
+
+    model = _load_model(args)
 
     from vqcodec import codec
     from vqcodec.metrics import psnr
@@ -298,7 +492,6 @@ def cmd_demo(args) -> int:
     with sample.open("rb") as f:
         raw = f.read()
     img = codec.load_image(raw)
-    model = codec.load_model(args.model)
     levels = codec.quality_levels(model)
     default = codec.default_quality(model)
     if args.quality is not None:
@@ -337,10 +530,13 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from vqcodec import __version__
 
+    # Global options, accepted before and after the command: the command's copy
+    # has no default of its own, so it only overrides when given there.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="vqcodec: a learned image codec (residual VQ-VAE). Compress images to .vqc files and back.",
@@ -348,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", default=False, help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", default=False, help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def model_option(p):
@@ -358,7 +555,6 @@ def build_parser() -> argparse.ArgumentParser:
     def file_options(p):
         p.add_argument("-o", "--output", metavar="OUT", default=None, help="output file ('-' = stdout); only with one input")
         p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
-        p.add_argument("--quiet", action="store_true", help="do not print a summary line per file")
         model_option(p)
 
     p = sub.add_parser(
@@ -411,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "train",
+        parents=[common],
         help="train a model (see 'vqcodec train --help')",
         description="Train a codec model; options are those of vqcodec.train.",
         add_help=False,
@@ -420,33 +617,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _first_command(argv: list[str]) -> int | None:
     for i, a in enumerate(argv):
-        if a in ("-v", "--verbose"):
+        if a in GLOBAL_FLAGS:
             continue
         return i if not a.startswith("-") else None
     return None
 
 
-def _train(argv: list[str], verbose: bool) -> int:
+def _train(argv: list[str], verbose: bool, quiet: bool) -> int:
+    verbose = verbose or bool({"-v", "--verbose"} & set(argv))
     try:
-        from vqcodec.train import main as train_main
+        with _backend_quiet(verbose):
+            from vqcodec.train import main as train_main
+
+            _start_backend()
     except ImportError as exc:
         if verbose:
             raise
         _error(f"training is not available: {exc}")
         return 1
-    result = train_main(argv)
+    argv = [a for a in argv if a not in ("-v", "--verbose")]
+    if quiet and "--quiet" not in argv:
+        argv.append("--quiet")
+    with _own_warnings(verbose):
+        result = train_main(argv)
     return int(result or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "2" and not {"-v", "--verbose"} & set(argv):
+    verbose = bool({"-v", "--verbose"} & set(argv))
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2") == "2" and not verbose:
         # vqcodec's default hides TF's info/warnings; on the command line hide its
-        # start-up errors too (e.g. "failed call to cuInit" on machines without a GPU).
+        # errors too (e.g. "failed call to cuInit" on machines without a GPU).
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     i = _first_command(argv)
     if i is not None and argv[i] == "train":
-        return _train(argv[i + 1 :], verbose=bool({"-v", "--verbose"} & set(argv[:i])))
+        head = set(argv[:i])
+        return _train(argv[i + 1 :], verbose=bool({"-v", "--verbose"} & head), quiet="--quiet" in head)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

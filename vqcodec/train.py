@@ -409,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--res-blocks", type=int, default=2)
     p.add_argument("--recon-weight", type=float, default=1.0, help="reconstruction_loss_weight")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress display (the log files are written as usual)")
     return p
 
 
@@ -442,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         reconstruction_loss_weight=args.recon_weight,
         seed=args.seed,
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=0 if args.quiet else 1 if sys.stdout.isatty() else 2,
         patches=args.patches,
     )
     return 0
