@@ -11,10 +11,10 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from vqcodec.quantizer import ResidualVectorQuantizer, VectorQuantizer
 
-tf = pytest.importorskip("tensorflow")
 npy = keras.ops.convert_to_numpy
 # Keras variables' __array__ lacks numpy 2's copy keyword: harmless noise.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
