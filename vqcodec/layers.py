@@ -35,6 +35,9 @@ class GDN(keras.layers.Layer):
         norm = ops.square(self.beta_param) + 1e-6 + ops.matmul(ops.abs(x), ops.square(self.gamma_param))
         return x * norm if self.inverse else x / norm
 
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
     def get_config(self):
         return {**super().get_config(), "inverse": self.inverse}
 
