@@ -118,12 +118,53 @@ def evaluate(model, images: list[np.ndarray], context_model) -> dict:
     return {"levels": rows, "unquantised_psnr": float(np.mean(unquantised))}
 
 
-def _schedule(lr: float, steps: int):
-    """A short warm-up (100 steps: the transforms may start trained), then cosine decay to 5%."""
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=lr * 0.1, decay_steps=max(1, steps), alpha=0.05,
-        warmup_target=lr, warmup_steps=min(100, steps // 10),
-    )
+@keras.saving.register_keras_serializable(package="vqcodec")
+class WarmCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up over ``warmup`` optimizer steps, then cosine decay to ``alpha * peak`` at global step ``total``.
+
+    ``offset`` is the global step at which this optimizer started, so a run
+    resumed from exported weights (fresh optimizer) warms up again briefly and
+    then follows the same cosine as an uninterrupted run.
+    """
+
+    def __init__(self, peak: float, total: int, warmup: int = 100, alpha: float = 0.05, offset: int = 0):
+        self.peak, self.total, self.warmup = float(peak), int(total), int(warmup)
+        self.alpha, self.offset = float(alpha), int(offset)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warm = keras.ops.minimum(1.0, (step + 1.0) / max(1, self.warmup))
+        progress = keras.ops.clip((step + self.offset) / max(1, self.total), 0.0, 1.0)
+        cosine = self.alpha + (1.0 - self.alpha) * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+        return self.peak * warm * cosine
+
+    def get_config(self):
+        return dict(peak=self.peak, total=self.total, warmup=self.warmup, alpha=self.alpha, offset=self.offset)
+
+
+def _global_step(model, offset: int) -> int:
+    return offset + int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def _state_path(model_path: str | Path) -> Path:
+    """``x.state.json`` for ``x.keras`` and ``x.ckpt.keras``."""
+    name = str(model_path).removesuffix(".keras").removesuffix(".ckpt")
+    return Path(name + ".state.json")
+
+
+def export_float32(model) -> VariableRateVQVAE:
+    """A float32 copy of ``model`` without optimizer state (what the codec uses and the repository keeps)."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        config = json.loads(json.dumps(model.get_config()).replace('"mixed_bfloat16"', '"float32"'))
+        exported = VariableRateVQVAE.from_config(config)
+        exported.build((None, None, None, 3))
+        for target, source in zip(exported.weights, model.weights):
+            target.assign(keras.ops.convert_to_numpy(source))
+    finally:
+        keras.config.set_dtype_policy(policy)
+    return exported
 
 
 class _ReviveDeadCodes(keras.callbacks.Callback):
@@ -146,25 +187,48 @@ class _ReviveDeadCodes(keras.callbacks.Callback):
         self.revived = 0
 
 
-class _TimeBudget(keras.callbacks.Callback):
-    """Stops at the end of the first interval that ends past ``minutes`` of wall time."""
+class _Budget(keras.callbacks.Callback):
+    """Stops at the end of the first interval past ``minutes`` of wall time or at step ``until_step``."""
 
-    def __init__(self, minutes: float | None):
+    def __init__(self, minutes: float | None, until_step: int | None, offset: int):
         super().__init__()
         self.deadline = None if minutes is None else time.time() + 60.0 * minutes
+        self.until_step = until_step
+        self.offset = offset
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.deadline is not None and time.time() >= self.deadline:
+        step = _global_step(self.model, self.offset)
+        if (self.deadline is not None and time.time() >= self.deadline) or (
+            self.until_step is not None and step >= self.until_step
+        ):
             self.model.stop_training = True
 
 
 class _Checkpoint(keras.callbacks.Callback):
-    def __init__(self, path: Path):
+    """Every interval: the full state (``.ckpt.keras``) and the float32 weights with their step (``.keras`` + ``.state.json``).
+
+    The weights file (12 MB) is small enough to commit; resuming from it starts
+    a fresh optimizer at the recorded step.
+    """
+
+    def __init__(self, output: Path, command: list[str], offset: int):
         super().__init__()
-        self.path = path
+        self.output = output
+        self.command = command
+        self.offset = offset
 
     def on_epoch_end(self, epoch, logs=None):
-        atomic_save(self.model, self.path)
+        atomic_save(self.model, self.output.with_suffix(".ckpt.keras"))
+        atomic_save(export_float32(self.model), self.output)
+        state = {
+            "step": _global_step(self.model, self.offset),
+            "optimizer_offset": self.offset,
+            "command": self.command,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        }
+        _state_path(self.output).write_text(json.dumps(state, indent=1) + "\n")
+        if logs is not None:
+            logs["step"] = state["step"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="output model (.keras); the checkpoint goes beside it")
     p.add_argument("--steps", type=int, default=100000, help="schedule length (the cosine decay ends here)")
     p.add_argument("--minutes", type=float, help="stop after this much wall time (at an interval's end)")
+    p.add_argument("--until-step", type=int, help="stop once this step is reached (at an interval's end)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -185,13 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-weight", type=float, default=1.0)
     p.add_argument("--gain-range", type=float, nargs=2, default=(1.0, 16.0), metavar=("LOW", "HIGH"))
     p.add_argument("--warm-start", help="copy encoder and decoder weights from this .keras model")
-    p.add_argument("--resume", help="checkpoint to resume from")
+    p.add_argument(
+        "--resume",
+        help="OUTPUT.ckpt.keras (with optimizer) or exported weights OUTPUT.keras (fresh optimizer from the step in OUTPUT.state.json)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = output.with_suffix(".ckpt.keras")
     files = find_images(args.data_dir)
     train_files, val_files = files[: -args.holdout], files[-args.holdout :]
     images = [load_rgb(f) for f in train_files]
@@ -201,14 +268,21 @@ def main(argv: list[str] | None = None) -> int:
     keras.config.set_dtype_policy(args.precision)
     if args.resume:
         model = keras.models.load_model(args.resume)
-        model.optimizer.learning_rate = _schedule(args.lr, args.steps)
+        state = json.loads(_state_path(args.resume).read_text()) if _state_path(args.resume).is_file() else {}
+        if getattr(model, "optimizer", None) is None:
+            offset = int(state.get("step", 0))
+            model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps, offset=offset), clipnorm=1.0))
+        else:
+            offset = int(state.get("optimizer_offset", 0))
+            model.optimizer.learning_rate = WarmCosine(args.lr, args.steps, offset=offset)
     else:
+        offset = 0
         model = build_variable_rate_model(
             num_embeddings=args.codes, code_dim=args.code_dim, rate_weight=args.rate_weight, gain_range=args.gain_range,
             seed=args.seed, warm_start=args.warm_start,
         )
-        model.compile(optimizer=keras.optimizers.Adam(_schedule(args.lr, args.steps), clipnorm=1.0))
-    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps), clipnorm=1.0))
+    done = _global_step(model, offset)
     print(f"model: {model.count_params():,} parameters; at step {done}", flush=True)
 
     start = done // args.log_every
@@ -222,21 +296,17 @@ def main(argv: list[str] | None = None) -> int:
             _SetDatasetEpoch(dataset),
             _ReviveDeadCodes(args.revive_every),
             keras.callbacks.CSVLogger(str(output.with_suffix(".log.csv")), append=True),
-            _Checkpoint(checkpoint),
-            _TimeBudget(args.minutes),
+            _Checkpoint(output, ["python", "-m", "vqcodec.train_variable_rate"] + list(argv if argv is not None else sys.argv[1:]), offset),
+            _Budget(args.minutes, args.until_step, offset),
         ],
         verbose=2,
         shuffle=False,
     )
-    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    steps = _global_step(model, offset)
     print(f"trained to step {steps} in {time.time() - t0:.0f} s", flush=True)
 
     keras.config.set_dtype_policy("float32")
-    config = json.loads(json.dumps(model.get_config()).replace('"mixed_bfloat16"', '"float32"'))
-    exported = VariableRateVQVAE.from_config(config)
-    exported.build((None, None, None, 3))
-    for target, source in zip(exported.weights, model.weights):
-        target.assign(keras.ops.convert_to_numpy(source))
+    exported = export_float32(model)
     atomic_save(exported, output)
 
     context_model = fit_context_model(exported, images)
