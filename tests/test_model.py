@@ -329,22 +329,20 @@ def test_shipped_model_loads_with_the_same_variables_and_indices():
     import hashlib
     from pathlib import Path
 
+    import vqcodec.layers  # noqa: F401  (registers GDN and ResidualBlock for loading)
     from vqcodec import codec
 
-    model = codec.load_model()
-    paths = [v.path for v in model.quantizer.stages[0].weights]
-    assert paths == [
-        f"vqvae/quantizer/stage_0/{name}"
-        for name in ("embeddings", "ema_cluster_size", "ema_embedding_sum", "ema_initialized", "code_usage",
-                     "perplexity", "usage")
-    ]
-    # Every variable's path and value, in order, as the shipped file loaded before the quantiser made
-    # its state in __init__ (recorded then): same order, same paths, same values.
+    model = keras.models.load_model(codec.default_model_path(), compile=False)  # not the codec's shared copy
+    names = ("embeddings", "ema_cluster_size", "ema_embedding_sum", "ema_initialized", "code_usage", "perplexity",
+             "usage")
+    for s, stage in enumerate(model.quantizer.stages):
+        assert [v.path for v in stage.weights] == [f"vqvae/quantizer/stage_{s}/{name}" for name in names]
+    # Every variable's value, in order, as the shipped file loaded before the quantiser made its
+    # state in __init__ (recorded then). Other layers' paths hold session-dependent name counters.
     digest = hashlib.sha256()
     for v in model.weights:
-        digest.update(v.path.encode())
         digest.update(np.ascontiguousarray(npy(v)).tobytes())
-    assert digest.hexdigest()[:16] == "59b34d561fb300f8"
+    assert digest.hexdigest()[:16] == "22c3adde1a11d80b"
     here = Path(__file__).resolve().parent
     expected = np.load(here / "data" / "default_model_endeavour_q8_indices.npy")
     sample = here.parent / "vqcodec" / "samples" / "endeavour.png"
