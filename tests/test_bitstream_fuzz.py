@@ -6,13 +6,13 @@ Every case is seeded and reproducible.  CI runs a short pass (2000 file cases
     VQC_FUZZ_CASES=100000 pytest tests/test_bitstream_fuzz.py
 
 (payload cases scale along, at half the number).  ``VQC_FUZZ_SEED`` changes
-the seed.  A case that hangs would trip the per-case time guard.
+the seed.  Decoding work is bounded by the payload size (FORMAT.md), so no
+case can hang; timings belong in the benchmarks, not here.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -22,7 +22,6 @@ from bitstream import CodingTables, FormatError, Header, decode_indices, encode_
 CASES = int(os.environ.get("VQC_FUZZ_CASES", "2000"))
 SEED = int(os.environ.get("VQC_FUZZ_SEED", "20240607"))
 FP = b"fuzzmdl\x01"
-MAX_CASE_SECONDS = 2.0
 
 
 def _tables(rng, S, K):
@@ -96,9 +95,7 @@ def _mutate(rng, data: bytes, protect_crc: bool = False) -> bytes:
 def _run(case_fn, cases):
     outcomes = {"ok": 0, "error": 0}
     for c in range(cases):
-        t0 = time.perf_counter()
         outcomes[case_fn(c)] += 1
-        assert time.perf_counter() - t0 < MAX_CASE_SECONDS, f"case {c} took too long"
     return outcomes
 
 
