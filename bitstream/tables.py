@@ -118,7 +118,7 @@ class CodingTables:
         non = (cmax * 2.0**BOOST_SHIFT + beta * n) / (n * (2.0**BOOST_SHIFT + beta))
         ceiling = 1.0 - (K - 1) * 2.0**-CODER_PRECISION  # the others keep one unit each
         p = np.minimum(np.stack([anchor, non], axis=-1) + _QUANTISATION_SLACK, ceiling)
-        bits = -np.log2(p).min(axis=1)
+        bits = -np.log2(p.max(axis=1))  # the likeliest row gives the least cost
         bits.setflags(write=False)
         return bits
 

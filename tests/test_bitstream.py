@@ -219,6 +219,18 @@ def test_payload_bound_holds_for_random_cases(case):
     assert tables.min_coded_bits(*indices.shape) <= tables.cross_entropy_bits(indices) + 1e-6
 
 
+def test_payload_bound_is_below_the_cost_of_every_small_grid():
+    # Every 2-stage 1x1 grid (one anchor per stage): the bound must not exceed any of them,
+    # whichever bucket row the first stage's code selects.
+    import itertools
+
+    for seed in range(60):
+        tables = random_tables(np.random.default_rng(seed), 2, 3)
+        for codes in itertools.product(range(3), repeat=2):
+            idx = np.array(codes).reshape(2, 1, 1)
+            assert tables.min_coded_bits(2, 1, 1) <= tables.cross_entropy_bits(idx) + 1e-9, (seed, codes)
+
+
 def test_decode_rejects_bad_payloads():
     rng = np.random.default_rng(5)
     tables = random_tables(rng, 2, 16)
