@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import CorruptDataError
+
 __all__ = ["ContextModel", "NUM_CONTEXTS"]
 
 NUM_CONTEXTS = 16
@@ -64,6 +66,10 @@ class ContextModel:
         # Smoothed probabilities from integers: exact float64 arithmetic on every machine.
         smoothed = (self.counts * 2 + 1).astype(np.float64)
         self.probabilities = smoothed / smoothed.sum(axis=-1, keepdims=True)
+        # The least a symbol can cost (its most probable code in its likeliest context), allowing
+        # for the coder's 24-bit rounding: a payload shorter than that cannot hold the grid.
+        best = np.minimum(self.probabilities.max(axis=-1) + 2.0**-23, 1.0 - (self.num_codes - 1) * 2.0**-24)
+        self.min_bits_per_position = (-np.log2(best)).min(axis=-1).sum(axis=-1)  # (Q,)
 
     # -- fitting -----------------------------------------------------------
 
@@ -149,23 +155,38 @@ class ContextModel:
         coder = c.stream.stack.AnsCoder()
         for symbols, probs in reversed(chunks):
             coder.encode_reverse(symbols, c.stream.model.Categorical(probs, perfect=False))
-        return coder.get_compressed().tobytes()
+        return coder.get_compressed().astype("<u4").tobytes()
 
     def decode(self, data: bytes, height: int, width: int, quality: int) -> np.ndarray:
-        """The (height, width, G) int32 grid coded by :meth:`encode`."""
+        """The (height, width, G) int32 grid coded by :meth:`encode`.
+
+        A payload too short for the grid is refused before anything is
+        allocated, and one with words left over after the grid is refused too.
+        """
         self._check(quality, self.num_groups)
         c = _constriction()
         if len(data) % 4:
-            raise ValueError("index payload length is not a multiple of 4 bytes")
-        coder = c.stream.stack.AnsCoder(np.frombuffer(data, dtype=np.uint32).copy())
+            raise CorruptDataError("index payload length is not a multiple of 4 bytes")
+        needed = height * width * self.min_bits_per_position[quality] - 64
+        if len(data) * 8 < needed:
+            raise CorruptDataError(
+                f"index payload of {len(data)} bytes is too short for a {height}x{width} grid "
+                f"(at least {max(0, int(needed) // 8)} bytes)"
+            )
+        coder = c.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         grid = np.zeros((height, width, self.num_groups), np.int32)
         for g in range(self.num_groups):
             flat = grid[..., g].reshape(-1)
             for anchors_done in (False, True):
                 positions, contexts = self._group_contexts(grid, quality, g, anchors_done)
                 for pos, probs in self._chunks(quality, g, positions, contexts):
-                    flat[pos] = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos))
+                    try:
+                        flat[pos] = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos))
+                    except (ValueError, RuntimeError, AssertionError) as exc:
+                        raise CorruptDataError(f"index payload does not decode: {exc}") from None
                 grid[..., g] = flat.reshape(height, width)
+        if not coder.is_empty():
+            raise CorruptDataError("index payload has data left over after the grid")
         return grid
 
     def cross_entropy_bits(self, grid: np.ndarray, quality: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bitstream import CorruptDataError
 from bitstream.context_model import NUM_CONTEXTS, ContextModel
 
 
@@ -60,3 +61,23 @@ def test_rejects_bad_input():
         model.encode(np.zeros((2, 2, 2), np.int64), 1)
     with pytest.raises(ValueError, match="counts"):
         ContextModel(np.zeros((1, 1, 3, 4)))
+
+
+def test_corrupt_payloads_are_refused_without_allocating_the_claimed_grid():
+    rng = np.random.default_rng(3)
+    model = ContextModel.fit([_correlated_grids(rng, 4, shape=(8, 8, 1))], 16)  # one group
+    grid = _correlated_grids(rng, 1, shape=(8, 8, 1))[0]
+    data = model.encode(grid, 0)
+    np.testing.assert_array_equal(model.decode(data, 8, 8, 0), grid)
+    with pytest.raises(CorruptDataError, match="left over"):
+        model.decode(data + b"\x01\x00\x00\x00", 8, 8, 0)
+    with pytest.raises(CorruptDataError, match="too short"):
+        model.decode(b"", 100_000, 100_000, 0)  # would be 10^10 symbols
+    with pytest.raises(CorruptDataError, match="multiple of 4"):
+        model.decode(data[:-1], 8, 8, 0)
+    for cut in range(4, len(data), 4):  # every truncation: a clean error or (rarely) another grid, never a crash
+        try:
+            model.decode(data[:cut], 8, 8, 0)
+        except CorruptDataError:
+            pass
+
