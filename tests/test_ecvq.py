@@ -22,11 +22,11 @@ def _scalar_quantizer(rate_weight: float) -> EntropyConstrainedVQ:
     return layer
 
 
-def _tiny_model(seed: int = 0, code_dim: int = 2, lambdas=(0.01, 0.1)) -> VariableRateVQVAE:
+def _tiny_model(seed: int = 0, code_dim: int = 2, lambdas=(0.01, 0.1), gain_range=(1.0, 16.0)) -> VariableRateVQVAE:
     keras.utils.set_random_seed(seed)
     model = VariableRateVQVAE(
         build_encoder(8, 4, 1), build_decoder(8, 4, 1),
-        num_embeddings=9, embedding_dim=4, code_dim=code_dim, lambdas=lambdas, seed=seed,
+        num_embeddings=9, embedding_dim=4, code_dim=code_dim, lambdas=lambdas, gain_range=gain_range, seed=seed,
     )
     return model
 
@@ -95,7 +95,11 @@ def test_dead_codes_are_revived_onto_recent_latents():
 
 
 def test_fresh_model_public_methods_work_without_build():
-    model = _tiny_model()
+    # Networks without keras.Input: nothing is built until the first call.
+    encoder = keras.Sequential([keras.layers.Conv2D(4, 3, strides=8, padding="same")])
+    decoder = keras.Sequential([keras.layers.Conv2DTranspose(3, 8, strides=8, padding="same")])
+    model = VariableRateVQVAE(encoder, decoder, num_embeddings=9, embedding_dim=4, code_dim=2, lambdas=(0.01, 0.1))
+    assert not model.built
     x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
     latents = model.encode(x)
     assert tuple(latents.shape) == (2, 2, 2, 4)
@@ -116,8 +120,12 @@ def test_decode_from_indices_equals_decoding_the_quantised_latents():
     np.testing.assert_allclose(via_indices, via_latents, atol=1e-5)
 
 
-def test_training_lowers_the_loss_and_higher_lambda_spends_more_bits(tmp_path):
-    model = _tiny_model(lambdas=(0.001, 1.0))
+def test_training_lowers_the_loss_and_higher_lambda_spends_more_bits():
+    # Equal gains at the start: only the lambdas (through training) can separate the two rates.
+    model = _tiny_model(lambdas=(0.001, 1.0), gain_range=(1.0, 1.0))
+    x0 = np.random.default_rng(5).random((4, 16, 16, 3)).astype("float32")
+    before = [float(np.sum(model.quantizer(model.encode(x0), quality=q, training=False)[1])) for q in (0, 1)]
+    assert before[0] == pytest.approx(before[1])
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     x = np.random.default_rng(2).random((16, 16, 16, 3)).astype("float32")
     x = (x + np.roll(x, 1, axis=1) + np.roll(x, 1, axis=2)) / 3  # some spatial correlation

@@ -40,10 +40,16 @@ def lattice_codebook(num_codes: int, code_dim: int) -> np.ndarray:
     Ties in norm are broken by the lexicographic order of the points, so the
     result is the same on every machine.
     """
-    radius = int(math.ceil(num_codes ** (1.0 / code_dim) / 2.0)) + 1
-    axis = np.arange(-radius, radius + 1)
-    points = np.stack(np.meshgrid(*([axis] * code_dim), indexing="ij"), -1).reshape(-1, code_dim)
-    order = np.lexsort(tuple(points[:, i] for i in reversed(range(code_dim))) + ((points**2).sum(1),))
+    radius = int(math.ceil(num_codes ** (1.0 / code_dim) / 2.0))
+    while True:
+        axis = np.arange(-radius, radius + 1)
+        points = np.stack(np.meshgrid(*([axis] * code_dim), indexing="ij"), -1).reshape(-1, code_dim)
+        norms = (points**2).sum(1)
+        # Complete only if the K nearest all lie inside the ball the box contains.
+        if (norms <= radius**2).sum() >= num_codes:
+            break
+        radius += 1
+    order = np.lexsort(tuple(points[:, i] for i in reversed(range(code_dim))) + (norms,))
     return points[order[:num_codes]].astype(np.float32)
 
 
@@ -69,7 +75,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         rate_weight: float = 1.0,
         commitment_cost: float = 0.25,
         temperature: float = 1.0,
-        gain_range: tuple[float, float] = (0.5, 8.0),
+        gain_range: tuple[float, float] = (1.0, 16.0),
         dead_code_threshold: float = 0.02,
         usage_decay: float = 0.99,
         seed: int | None = None,
@@ -116,16 +122,15 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         self.recent_vectors = self.add_weight(
             name="recent_vectors", shape=(g, k, d), initializer=keras.initializers.Constant(np.broadcast_to(lattice, (g, k, d))), **state
         )
-        self.built = True
 
-    def build(self, input_shape):
-        if input_shape[-1] != self.embedding_dim:
-            raise ValueError(f"EntropyConstrainedVQ expects last axis {self.embedding_dim}, got shape {input_shape}")
+    def build(self, latents_shape, quality_shape=None):
+        if latents_shape[-1] is not None and latents_shape[-1] != self.embedding_dim:
+            raise ValueError(f"EntropyConstrainedVQ expects last axis {self.embedding_dim}, got shape {latents_shape}")
 
     # -- pieces shared by training and inference ---------------------------
 
     def _gains(self, quality):
-        """Per-example channel gains, shape (B, 1, 1, C) for 4-D latents."""
+        """Per-example channel gains, shape (B, C)."""
         return ops.exp(ops.take(ops.convert_to_tensor(self.log_gains), ops.cast(quality, "int32"), axis=0))
 
     def _scaled_groups(self, latents, quality):
@@ -159,7 +164,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
 
     def get_code_indices(self, latents, quality):
         """Code index of every group at ``quality``: int32 of shape ``latents.shape[:-1] + (G,)``."""
-        quality = self._quality_vector(latents, quality)
+        quality = self.quality_vector(latents, quality)
         u, _ = self._scaled_groups(latents, quality)
         indices, _ = self._assign(u, self._code_bits(quality, len(latents.shape)))
         return ops.cast(indices, "int32")
@@ -167,19 +172,14 @@ class EntropyConstrainedVQ(keras.layers.Layer):
     def lookup(self, indices, quality):
         """Dequantised latents (..., C) for ``(..., G)`` indices coded at ``quality``."""
         indices = ops.convert_to_tensor(indices)
-        quality = self._quality_vector(indices, quality)
+        quality = self.quality_vector(indices, quality)
         scaled = self._lookup_scaled(indices)
         scaled = ops.reshape(scaled, ops.shape(indices)[:-1] + (self.embedding_dim,))
         gains = self._gains(quality)
         gains = ops.reshape(gains, (ops.shape(gains)[0],) + (1,) * (len(scaled.shape) - 2) + (self.embedding_dim,))
         return scaled / gains
 
-    def code_bits(self, quality):
-        """The training-time bits of every code at ``quality``: float (G, K) numpy array."""
-        log_probs = ops.log_softmax(ops.convert_to_tensor(self.logits)[int(quality)], axis=-1)
-        return ops.convert_to_numpy(-log_probs / _LN2)
-
-    def _quality_vector(self, like, quality):
+    def quality_vector(self, like, quality):
         """``quality`` as an int32 vector over the batch of ``like`` (a scalar is broadcast)."""
         quality = ops.convert_to_tensor(quality, dtype="int32")
         if len(quality.shape) == 0:
@@ -189,14 +189,16 @@ class EntropyConstrainedVQ(keras.layers.Layer):
     # -- training forward pass -------------------------------------------
 
     def call(self, latents, quality, training=None):
-        quality = self._quality_vector(latents, quality)
+        quality = self.quality_vector(latents, quality)
         rank = len(latents.shape)
         u, gains = self._scaled_groups(latents, quality)
         bits = self._code_bits(quality, rank)
         indices, distances = self._assign(u, ops.stop_gradient(bits))
         chosen = self._lookup_scaled(indices)
 
-        commitment = ops.mean(ops.square(u - ops.stop_gradient(chosen)))
+        # The VQ losses see the latents at a fixed scale: only the rate-distortion loss trains the gains.
+        u_fixed = ops.reshape(ops.cast(latents, "float32") * ops.stop_gradient(gains), ops.shape(u))
+        commitment = ops.mean(ops.square(u_fixed - ops.stop_gradient(chosen)))
         codebook_loss = ops.mean(ops.square(ops.stop_gradient(u) - chosen))
         self.add_loss(codebook_loss + self.commitment_cost * commitment)
 
@@ -250,8 +252,8 @@ class EntropyConstrainedVQ(keras.layers.Layer):
             self.code_usage.assign(usage)
         return count
 
-    def compute_output_shape(self, input_shape, quality_shape=None):
-        return input_shape, (input_shape[0],)
+    def compute_output_shape(self, latents_shape, quality_shape=None):
+        return latents_shape, (latents_shape[0],)
 
     def get_config(self):
         config = super().get_config()

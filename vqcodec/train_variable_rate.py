@@ -61,7 +61,7 @@ def build_variable_rate_model(
 
         source = keras.models.load_model(warm_start, compile=False)
         for target, origin in ((model.encoder, source.encoder), (model.decoder, source.decoder)):
-            for t, s in zip(target.weights, origin.weights):
+            for t, s in zip(target.weights, origin.weights, strict=True):
                 t.assign(keras.ops.convert_to_numpy(s))
     return model
 
@@ -81,7 +81,9 @@ def _indices(model, image: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(model.encode_to_indices(x, quality))[0], dtype=np.int64)
 
 
-def fit_context_model(model, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0):
+def fit_context_model(
+    model: VariableRateVQVAE, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0
+) -> "bitstream.context_model.ContextModel":
     """Fits the integer context model on random crops of ``images`` at every quality."""
     from bitstream.context_model import ContextModel
 
@@ -96,7 +98,7 @@ def fit_context_model(model, images: list[np.ndarray], crops_per_image: int = 2,
     return ContextModel.fit(grids, model.num_embeddings)
 
 
-def evaluate(model, images: list[np.ndarray], context_model) -> dict:
+def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model) -> dict:
     """Per quality: mean real coded bpp and PSNR over ``images``; and the transforms' unquantised PSNR."""
     rows = []
     for q in range(model.num_qualities):
@@ -104,7 +106,8 @@ def evaluate(model, images: list[np.ndarray], context_model) -> dict:
         for image in images:
             grid = _indices(model, image, q)
             data = context_model.encode(grid, q)
-            assert np.array_equal(context_model.decode(data, *grid.shape[:2], q), grid)
+            if not np.array_equal(context_model.decode(data, *grid.shape[:2], q), grid):
+                raise RuntimeError(f"quality {q}: the coded grid does not decode to itself")
             rec = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], q))[0]
             rec = np.clip(np.round(rec * 255.0), 0, 255)
             bpps.append(len(data) * 8 / (image.shape[0] * image.shape[1]))
@@ -160,7 +163,7 @@ def export_float32(model) -> VariableRateVQVAE:
         config = json.loads(json.dumps(model.get_config()).replace('"mixed_bfloat16"', '"float32"'))
         exported = VariableRateVQVAE.from_config(config)
         exported.build((None, None, None, 3))
-        for target, source in zip(exported.weights, model.weights):
+        for target, source in zip(exported.weights, model.weights, strict=True):
             target.assign(keras.ops.convert_to_numpy(source))
     finally:
         keras.config.set_dtype_policy(policy)

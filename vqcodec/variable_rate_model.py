@@ -42,7 +42,7 @@ class VariableRateVQVAE(keras.Model):
         rate_weight: float = 1.0,
         commitment_cost: float = 0.25,
         temperature: float = 1.0,
-        gain_range=(0.5, 8.0),
+        gain_range=(1.0, 16.0),
         dead_code_threshold: float = 0.02,
         seed: int | None = None,
         **kwargs,
@@ -119,7 +119,7 @@ class VariableRateVQVAE(keras.Model):
             if not training:
                 raise ValueError("give a quality level for inference")
             quality = keras.random.randint((ops.shape(x)[0],), 0, self.num_qualities, seed=self.quality_seed)
-        quality = self.quantizer._quality_vector(x, quality)
+        quality = self.quantizer.quality_vector(x, quality)
         quantized, bits = self.quantizer(latents, quality=quality, training=training)
         image = self.decode(quantized)
         if training:
