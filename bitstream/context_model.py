@@ -146,15 +146,14 @@ class ContextModel:
         if grid.size and (grid.min() < 0 or grid.max() >= self.num_codes):
             raise ValueError(f"indices must be in 0..{self.num_codes - 1}")
         c = _constriction()
-        chunks = []
+        # A range coder (not ANS): its output can never undercut the symbols' information,
+        # which the decoder's minimum-length check relies on.
+        coder = c.stream.queue.RangeEncoder()
         for g, passes in enumerate(self._contexts(grid, quality)):
             flat = grid[..., g].ravel()
             for positions, contexts in passes:
                 for pos, probs in self._chunks(quality, g, positions, contexts):
-                    chunks.append((flat[pos].astype(np.int32), probs))
-        coder = c.stream.stack.AnsCoder()
-        for symbols, probs in reversed(chunks):
-            coder.encode_reverse(symbols, c.stream.model.Categorical(probs, perfect=False))
+                    coder.encode(flat[pos].astype(np.int32), c.stream.model.Categorical(probs, perfect=False))
         return coder.get_compressed().astype("<u4").tobytes()
 
     def decode(self, data: bytes, height: int, width: int, quality: int) -> np.ndarray:
@@ -173,7 +172,7 @@ class ContextModel:
                 f"index payload of {len(data)} bytes is too short for a {height}x{width} grid "
                 f"(at least {max(0, int(needed) // 8)} bytes)"
             )
-        coder = c.stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        coder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         grid = np.zeros((height, width, self.num_groups), np.int32)
         for g in range(self.num_groups):
             flat = grid[..., g].reshape(-1)
@@ -185,7 +184,7 @@ class ContextModel:
                     except (ValueError, RuntimeError, AssertionError) as exc:
                         raise CorruptDataError(f"index payload does not decode: {exc}") from None
                 grid[..., g] = flat.reshape(height, width)
-        if not coder.is_empty():
+        if not coder.maybe_exhausted():
             raise CorruptDataError("index payload has data left over after the grid")
         return grid
 
