@@ -346,7 +346,12 @@ def test_shipped_model_loads_with_the_same_variables_and_indices():
     here = Path(__file__).resolve().parent
     expected = np.load(here / "data" / "default_model_endeavour_q8_indices.npy")
     sample = here.parent / "vqcodec" / "samples" / "endeavour.png"
-    np.testing.assert_array_equal(codec.indices_of(sample, 8, model), expected)
+    indices = codec.indices_of(sample, 8, model)
+    assert indices.shape == expected.shape
+    # Float argmin may flip on near-ties on another CPU (and a flipped stage changes the later
+    # stages' residuals there): allow a few positions, far fewer than a changed model moves.
+    changed = np.any(indices != expected, axis=0).mean()  # (stages, h, w): share of positions
+    assert changed <= 0.02, changed
 
 
 def test_build_image_vqvae_shapes():
