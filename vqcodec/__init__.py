@@ -23,6 +23,8 @@ _LAZY = {
     "VectorQuantizer": "vqcodec.quantizer",
     "ResidualVectorQuantizer": "vqcodec.quantizer",
     "VQVAEModel": "vqcodec.model",
+    "VariableRateVQVAE": "vqcodec.variable_rate_model",
+    "EntropyConstrainedVQ": "vqcodec.ecvq",
     "GDN": "vqcodec.layers",
     "ResidualBlock": "vqcodec.layers",
     "build_image_vqvae": "vqcodec.architecture",
