@@ -12,7 +12,30 @@ from keras import ops
 
 from vqcodec.quantizer import ResidualVectorQuantizer, _replica_context
 
-__all__ = ["VQVAEModel"]
+__all__ = ["VQVAEModel", "build_transforms", "deserialize_transforms"]
+
+
+def build_transforms(model: keras.Model, input_shape) -> None:
+    """Builds ``model.encoder``, ``model.quantizer`` and ``model.decoder`` for images of ``input_shape``.
+
+    Shared by the codec's models. Nets made with ``keras.Input`` are built
+    already and refuse a re-build, so only unbuilt ones are built.
+    """
+    if not model.encoder.built:
+        model.encoder.build(input_shape)
+    latent_shape = model.encoder.compute_output_shape(input_shape)
+    model.quantizer.build(latent_shape)
+    if not model.decoder.built:
+        model.decoder.build(latent_shape)
+    model.built = True
+
+
+def deserialize_transforms(config: dict) -> dict:
+    """A copy of a model config with its serialised encoder and decoder turned back into networks."""
+    config = dict(config)
+    config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+    config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+    return config
 
 
 def _scale_for_replicas(loss):
@@ -109,14 +132,7 @@ class VQVAEModel(keras.Model):
     # -- building blocks of the public API ---------------------------------
 
     def build(self, input_shape):
-        # Nets made with keras.Input are built already and refuse a re-build.
-        if not self.encoder.built:
-            self.encoder.build(input_shape)
-        latent_shape = self.encoder.compute_output_shape(input_shape)
-        self.quantizer.build(latent_shape)
-        if not self.decoder.built:
-            self.decoder.build(latent_shape)
-        self.built = True
+        build_transforms(self, input_shape)
 
     def encode(self, x):
         """Continuous latents ``z_e`` (before quantisation)."""
@@ -227,8 +243,6 @@ class VQVAEModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        config = deserialize_transforms(config)
         config["quantizer_initializer"] = keras.initializers.get(config["quantizer_initializer"])
         return cls(**config)

@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from vqcodec.ecvq import EntropyConstrainedVQ
+from vqcodec.model import build_transforms, deserialize_transforms
 
 __all__ = ["VariableRateVQVAE", "DEFAULT_LAMBDAS"]
 
@@ -81,13 +82,7 @@ class VariableRateVQVAE(keras.Model):
         return len(self.lambdas)
 
     def build(self, input_shape):
-        if not self.encoder.built:
-            self.encoder.build(input_shape)
-        latent_shape = self.encoder.compute_output_shape(input_shape)
-        self.quantizer.build(latent_shape)
-        if not self.decoder.built:
-            self.decoder.build(latent_shape)
-        self.built = True
+        build_transforms(self, input_shape)
 
     # -- the public API ----------------------------------------------------
 
@@ -168,7 +163,4 @@ class VariableRateVQVAE(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return cls(**config)
+        return cls(**deserialize_transforms(config))
