@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         help="OUTPUT.ckpt.keras (with optimizer) or exported weights OUTPUT.keras (fresh optimizer from the step in OUTPUT.state.json)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evaluate-only", action="store_true", help="evaluate OUTPUT (no training) and write OUTPUT.eval.json")
     args = p.parse_args(argv)
 
     output = Path(args.output)
@@ -266,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     train_files, val_files = files[: -args.holdout], files[-args.holdout :]
     images = [load_rgb(f) for f in train_files]
     print(f"training on {len(train_files)} images; validating on {[f.name for f in val_files]}", flush=True)
+    if args.evaluate_only:
+        model = keras.models.load_model(output, compile=False)
+        state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
+        _report(model, images, val_files, output.with_suffix(".eval.json"), step=state.get("step"))
+        return 0
 
     keras.utils.set_random_seed(args.seed)
     keras.config.set_dtype_policy(args.precision)
@@ -312,15 +318,20 @@ def main(argv: list[str] | None = None) -> int:
     exported = export_float32(model)
     atomic_save(exported, output)
 
-    context_model = fit_context_model(exported, images)
-    result = evaluate(exported, validation_images(val_files), context_model)
-    result.update(step=steps, wall_s=round(time.time() - t0), args=vars(args))
-    with open(output.with_suffix(".eval.json"), "w") as f:
+    _report(exported, images, val_files, output.with_suffix(".eval.json"), step=steps, wall_s=round(time.time() - t0), args=vars(args))
+    return 0
+
+
+def _report(model, images: list[np.ndarray], val_files: list[Path], path: Path, **extra) -> dict:
+    """Fits the context model, evaluates on the validation files, writes ``path`` and prints the table."""
+    result = evaluate(model, validation_images(val_files), fit_context_model(model, images))
+    result.update(extra)
+    with open(path, "w") as f:
         json.dump(result, f, indent=1)
     print(f"unquantised PSNR {result['unquantised_psnr']:.2f} dB", flush=True)
     for row in result["levels"]:
         print(f"q{row['quality']}: {row['bpp']:.3f} bpp {row['psnr']:.2f} dB", flush=True)
-    return 0
+    return result
 
 
 if __name__ == "__main__":
