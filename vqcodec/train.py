@@ -120,7 +120,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         atomic_save(self.model, self.path)
 
 
-class _SetDatasetEpoch(keras.callbacks.Callback):
+class SetDatasetEpoch(keras.callbacks.Callback):
     """Tells the crop dataset which interval is starting (its batches are a function of it)."""
 
     def __init__(self, dataset):
@@ -344,7 +344,7 @@ def _train(
         else:
             dataset = CropDataset(images, batch_size, patch_size, steps=log_every, seed=seed, epoch=initial_interval)
         callbacks = [
-            _SetDatasetEpoch(dataset),
+            SetDatasetEpoch(dataset),
             keras.callbacks.CSVLogger(str(csv_log), append=True),
             AtomicCheckpoint(checkpoint),
         ]

@@ -23,7 +23,7 @@ import numpy as np
 from vqcodec.architecture import STRIDE, build_decoder, build_encoder
 from vqcodec.data import CropDataset, build_pyramid, center_crop_multiple, find_images, load_rgb
 from vqcodec.metrics import psnr
-from vqcodec.train import _SetDatasetEpoch, atomic_save
+from vqcodec.train import SetDatasetEpoch, atomic_save
 from vqcodec.variable_rate_model import DEFAULT_LAMBDAS, VariableRateVQVAE
 
 __all__ = ["build_variable_rate_model", "validation_images", "fit_context_model", "evaluate", "main"]
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=math.ceil(args.steps / args.log_every),
         initial_epoch=start,
         callbacks=[
-            _SetDatasetEpoch(dataset),
+            SetDatasetEpoch(dataset),
             _ReviveDeadCodes(args.revive_every),
             keras.callbacks.CSVLogger(str(output.with_suffix(".log.csv")), append=True),
             _Checkpoint(output, ["python", "-m", "vqcodec.train_variable_rate"] + list(argv if argv is not None else sys.argv[1:]), offset),
