@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+import vqcodec.layers  # noqa: F401  (registers GDN and ResidualBlock, so saved models load)
 from vqcodec.quantizer import ResidualVectorQuantizer, _replica_context
 
 __all__ = ["VQVAEModel", "build_transforms", "deserialize_transforms"]
