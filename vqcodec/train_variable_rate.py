@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from bitstream.context_model import ContextModel
 from vqcodec.architecture import STRIDE, build_decoder, build_encoder
 from vqcodec.data import CropDataset, build_pyramid, center_crop_multiple, find_images, load_rgb
 from vqcodec.metrics import psnr
@@ -57,8 +58,6 @@ def build_variable_rate_model(
     )
     model.build((None, None, None, 3))
     if warm_start:
-        import vqcodec.model  # noqa: F401  (registers VQVAEModel for loading)
-
         source = keras.models.load_model(warm_start, compile=False)
         for target, origin in ((model.encoder, source.encoder), (model.decoder, source.decoder)):
             for t, s in zip(target.weights, origin.weights, strict=True):
@@ -83,10 +82,8 @@ def _indices(model, image: np.ndarray, quality: int) -> np.ndarray:
 
 def fit_context_model(
     model: VariableRateVQVAE, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0
-) -> "bitstream.context_model.ContextModel":
+) -> ContextModel:
     """Fits the integer context model on random crops of ``images`` at every quality."""
-    from bitstream.context_model import ContextModel
-
     rng = np.random.default_rng(seed)
     crops = []
     for image in images:
