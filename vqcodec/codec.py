@@ -448,23 +448,14 @@ def _decoded_tiles(model, grid: np.ndarray, tile_size: int, timings):
         yield y0 * STRIDE, x0 * STRIDE, np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _decode_grid(model, grid: np.ndarray, tile_size: int, timings) -> np.ndarray:
-    """uint8 RGB array (8h, 8w, 3) from an index grid (S, h, w)."""
-    _, lh, lw = grid.shape
-    out = np.empty((lh * STRIDE, lw * STRIDE, 3), np.uint8)
-    for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):
-        out[y0 : y0 + tile.shape[0], x0 : x0 + tile.shape[1]] = tile
-    return out
-
-
-def _decode_image(model, grid: np.ndarray, width: int, height: int, timings) -> Image.Image:
+def _decode_image(model, grid: np.ndarray, width: int, height: int, timings, tile_size: int | None = None) -> Image.Image:
     """RGB image (width x height) from an index grid, pasted tile by tile.
 
     The tile size is the decoder's own choice (the file's tile_size is not
-    trusted), so network memory is bounded by one tile and the only
+    trusted; ``tile_size`` exists for tests), so network memory is bounded by one tile and the only
     image-sized buffer is the output image itself.
     """
-    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], None)
+    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], tile_size)
     img = Image.new("RGB", (width, height))
     for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):
         tile = tile[: height - y0, : width - x0]  # crop the padding of edge tiles
