@@ -146,3 +146,15 @@ def test_indices_and_pixels_survive_save_and_load(tmp_path):
         a, b = np.asarray(model.encode_to_indices(x, q)), np.asarray(loaded.encode_to_indices(x, q))
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(np.asarray(model.decode_from_indices(a, q)), np.asarray(loaded.decode_from_indices(b, q)))
+
+
+def test_fixed_lattice_codebooks_stay_put():
+    """With learn_codebooks=False the codebook is the lattice for good: not trained, never revived, kept in the config."""
+    layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=5, embedding_dim=2, learn_codebooks=False, seed=0)
+    trainable = {id(w) for w in layer.trainable_weights}
+    assert id(layer.codebooks) not in trainable and id(layer.logits) in trainable
+    layer.code_usage.assign(np.zeros((2, 5), "float32"))  # every code looks dead
+    assert layer.revive_dead_codes() == 0
+    np.testing.assert_array_equal(np.asarray(layer.codebooks), np.broadcast_to(lattice_codebook(5, 1), (2, 5, 1)))
+    clone = EntropyConstrainedVQ.from_config(layer.get_config())
+    assert clone.learn_codebooks is False and all(w is not clone.codebooks for w in clone.trainable_weights)

@@ -16,9 +16,12 @@ level ``q``, and one model serves every level.
 
 Codebooks start as the ``K`` points of the integer lattice ``Z^d`` nearest
 the origin (a uniform scalar quantiser for ``d = 1``), so no code starts far
-from the data. Dead codes are revived outside the compiled step
-(:meth:`EntropyConstrainedVQ.revive_dead_codes`), because a trainable
-variable cannot be reassigned inside a JAX train step.
+from the data. With ``learn_codebooks=False`` they stay there: the gains alone
+set the step size, so every quality keeps a full-range uniform quantiser (a
+codebook shared by all qualities otherwise drifts toward the coarse levels'
+data and clips the fine ones). Learned codebooks revive dead codes outside the
+compiled step (:meth:`EntropyConstrainedVQ.revive_dead_codes`), because a
+trainable variable cannot be reassigned inside a JAX train step.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         gain_range: tuple[float, float] = (1.0, 16.0),
         dead_code_threshold: float = 0.02,
         usage_decay: float = 0.99,
+        learn_codebooks: bool = True,
         seed: int | None = None,
         **kwargs,
     ):
@@ -95,13 +99,14 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         self.gain_range = (float(gain_range[0]), float(gain_range[1]))
         self.dead_code_threshold = float(dead_code_threshold)
         self.usage_decay = float(usage_decay)
+        self.learn_codebooks = bool(learn_codebooks)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
         q, g, k, d = self.num_qualities, self.num_groups, self.num_embeddings, self.code_dim
         lattice = lattice_codebook(k, d)
         self.codebooks = self.add_weight(
-            name="codebooks", shape=(g, k, d), dtype="float32", autocast=False,
+            name="codebooks", shape=(g, k, d), dtype="float32", autocast=False, trainable=self.learn_codebooks,
             initializer=keras.initializers.Constant(np.broadcast_to(lattice, (g, k, d))),
         )
         # A Laplacian-like start: codes near the origin are cheap, far ones still reachable.
@@ -235,7 +240,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         probability at every quality and an average usage, so it has time to
         win inputs before it is judged again.
         """
-        if self.dead_code_threshold <= 0:
+        if self.dead_code_threshold <= 0 or not self.learn_codebooks:
             return 0
         usage = ops.convert_to_numpy(self.code_usage)
         dead = usage < self.dead_code_threshold / self.num_embeddings
@@ -268,6 +273,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
             gain_range=list(self.gain_range),
             dead_code_threshold=self.dead_code_threshold,
             usage_decay=self.usage_decay,
+            learn_codebooks=self.learn_codebooks,
             seed=self.seed,
         )
         return config

@@ -39,6 +39,7 @@ def build_variable_rate_model(
     lambdas=DEFAULT_LAMBDAS,
     rate_weight: float = 1.0,
     gain_range=(1.0, 16.0),
+    learn_codebooks: bool = True,
     seed: int | None = None,
     warm_start: str | Path | None = None,
 ) -> VariableRateVQVAE:
@@ -53,6 +54,7 @@ def build_variable_rate_model(
         stride=STRIDE,
         rate_weight=rate_weight,
         gain_range=gain_range,
+        learn_codebooks=learn_codebooks,
         seed=seed,
         name="variable_rate_vqvae",
     )
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codes", type=int, default=64)
     p.add_argument("--code-dim", type=int, default=1)
     p.add_argument("--rate-weight", type=float, default=1.0)
+    p.add_argument("--fixed-lattice", action="store_true", help="keep the integer-lattice codebooks (only gains and code probabilities learn)")
     p.add_argument("--gain-range", type=float, nargs=2, default=(1.0, 16.0), metavar=("LOW", "HIGH"))
     p.add_argument("--warm-start", help="copy encoder and decoder weights from this .keras model")
     p.add_argument(
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         offset = 0
         model = build_variable_rate_model(
             num_embeddings=args.codes, code_dim=args.code_dim, rate_weight=args.rate_weight, gain_range=args.gain_range,
-            seed=args.seed, warm_start=args.warm_start,
+            learn_codebooks=not args.fixed_lattice, seed=args.seed, warm_start=args.warm_start,
         )
         model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps), clipnorm=1.0))
     done = _global_step(model, offset)

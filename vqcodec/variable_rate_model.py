@@ -45,6 +45,7 @@ class VariableRateVQVAE(keras.Model):
         temperature: float = 1.0,
         gain_range=(1.0, 16.0),
         dead_code_threshold: float = 0.02,
+        learn_codebooks: bool = True,
         seed: int | None = None,
         **kwargs,
     ):
@@ -67,6 +68,7 @@ class VariableRateVQVAE(keras.Model):
             temperature=temperature,
             gain_range=gain_range,
             dead_code_threshold=dead_code_threshold,
+            learn_codebooks=learn_codebooks,
             seed=seed,
             name="quantizer",
         )
@@ -157,6 +159,7 @@ class VariableRateVQVAE(keras.Model):
             temperature=q.temperature,
             gain_range=list(q.gain_range),
             dead_code_threshold=q.dead_code_threshold,
+            learn_codebooks=q.learn_codebooks,
             seed=self.seed,
         )
         return config
