@@ -121,41 +121,21 @@ def _check_output(out: str, inp: str, force: bool) -> None:
     _check_writable_folder(parent, str(parent))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_output(out: str, write, force: bool) -> None:
     """Write via ``write(fileobj)`` to ``out``: atomically (temp file + rename), or to stdout."""
     if out == STDIO:
         write(sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
-    p = Path(out)
+    from vqcodec.atomic_write import write_atomic
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        write_atomic(out, write, overwrite=force)
+    except FileExistsError:
+        raise CLIError(f"output file {out} exists (use --force to overwrite)") from None
     except OSError as exc:
-        raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        if p.exists() and not force:
-            raise CLIError(f"output file {out} exists (use --force to overwrite)")
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            # The temporary file's name means nothing to the user: name the output.
-            raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from exc
-        raise
+        # The temporary file's name means nothing to the user: name the output.
+        raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from exc
 
 
 def _plan(args, default_suffix: str) -> list[tuple[str, str]]:
@@ -163,8 +143,8 @@ def _plan(args, default_suffix: str) -> list[tuple[str, str]]:
     inputs = args.inputs
     if args.output is not None and len(inputs) > 1:
         raise CLIError("-o/--output can only be used with a single input file")
-    if inputs.count(STDIO) > 1:
-        raise CLIError("'-' (standard input) can be given only once")
+    if STDIO in inputs and len(inputs) > 1:
+        raise CLIError("'-' (standard input) must be the only input")
     pairs = []
     for inp in inputs:
         if args.output is not None:
@@ -373,24 +353,21 @@ def _load_model(args):
         return codec.load_model(args.model)
 
 
-def cmd_compress(args) -> int:
-    def process(model, inp, out):
-        from vqcodec import codec
+def _compress_one(model, inp: str, out: str, args) -> None:
+    """Standard input or output: one image, coded in this process."""
+    from vqcodec import codec
 
-        source = _read_input(inp) if inp == STDIO else inp
-        data = codec.compress(source, quality=args.quality, model=model)
-        _write_output(out, lambda f: f.write(data), args.force)
-        if out != STDIO and not args.quiet:
-            import bitstream
+    data = codec.compress(_read_input(inp), quality=args.quality, model=model)
+    _write_output(out, lambda f: f.write(data), args.force)
+    if out != STDIO and not args.quiet:
+        import bitstream
 
-            h = bitstream.read_header(data)
-            print(
-                f"{_label(inp)} -> {out}: {h.width}x{h.height} {h.mode}, quality {h.num_stages}, "
-                f"{len(data)} bytes, {_bpp(len(data), h.width, h.height):.3f} bpp",
-                file=sys.stderr,
-            )
+        h = bitstream.read_header(data)
+        print(f"{_label(inp)} -> {out}: {_compress_line(h.width, h.height, h.mode, h.num_stages, len(data))}", file=sys.stderr)
 
-    return _run_files(_plan(args, ".vqc"), args, lambda: _load_model(args), process)
+
+def _compress_line(width: int, height: int, mode: str, quality: int, nbytes: int) -> str:
+    return f"{width}x{height} {mode}, quality {quality}, {nbytes} bytes, {_bpp(nbytes, width, height):.3f} bpp"
 
 
 def _output_format(out: str) -> str:
@@ -406,31 +383,210 @@ def _output_format(out: str) -> str:
     return fmt
 
 
+def _decompress_one(model, inp: str, out: str, args) -> None:
+    """Standard input or output: one file, decoded in this process."""
+    from vqcodec import codec
+
+    img = codec.decompress(_read_input(inp), model=model)
+    fmt = _output_format(out)
+
+    def write(f):
+        try:
+            img.save(f, format=fmt)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CLIError(
+                f"cannot write a {img.mode} image as {fmt}: {_describe(exc)} (choose another output format, e.g. .png)"
+            ) from exc
+
+    _write_output(out, write, args.force)
+    if out != STDIO and not args.quiet:
+        print(f"{_label(inp)} -> {out}: {img.width}x{img.height} {img.mode}", file=sys.stderr)
+
+
+def _check_output_folder(folder: str) -> None:
+    """``-o DIR`` for a folder input: a folder, or one that can be made, and writable."""
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"output {folder} is not a folder (a folder input needs an output folder)")
+    existing = p
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"output {folder}: {existing} is not a folder")
+    _check_writable_folder(existing, str(existing))
+
+
+def _folder_input(args) -> str | None:
+    """The input folder when the command is given one (it must be the only input, with -o OUTDIR)."""
+    folders = [i for i in args.inputs if i != STDIO and Path(i).is_dir()]
+    if not folders:
+        return None
+    if len(args.inputs) > 1:
+        raise CLIError(f"{folders[0]} is a folder: a folder must be the only input")
+    if args.output is None:
+        raise CLIError(f"{folders[0]} is a folder: give the output folder with -o OUTDIR")
+    if args.output == STDIO:
+        raise CLIError("a folder cannot be written to standard output; give -o OUTDIR")
+    _check_output_folder(args.output)
+    return folders[0]
+
+
+def _code(args, direction: str) -> int:
+    """compress / decompress: standard streams in this process, files and folders through vqcodec.batch."""
+    from vqcodec import batch
+
+    if args.jobs is not None and args.jobs < 1:
+        raise CLIError(f"--jobs must be at least 1, got {args.jobs}")
+    folder = _folder_input(args)
+    _check_quality(getattr(args, "quality", None), _check_model(args.model))
+    if folder is not None:
+        plan = batch.plan_folder(folder, args.output, direction)
+        return _run_batch(args, direction, plan.tasks, plan.failed, plan.skipped, folder=True)
+
+    suffix = ".vqc" if direction == batch.COMPRESS else ".png"
+    pairs = _plan(args, suffix)
+    if direction == batch.DECOMPRESS:
+        for _, out in pairs:  # fail fast on an unknown output format
+            _output_format(out)
+    if any(STDIO in pair for pair in pairs):
+        one = _compress_one if direction == batch.COMPRESS else _decompress_one
+        return _run_files(pairs, args, lambda: _load_model(args), lambda model, i, o: one(model, i, o, args))
+    tasks, failed = [], []
+    for inp, out in pairs:
+        try:
+            _check_input(inp)
+            _check_output(out, inp, args.force)
+            tasks.append(batch.Task(Path(inp), Path(out), batch.pixels_of(Path(inp), direction)))
+        except Exception as exc:
+            _report(exc, args.verbose, _label(inp))
+            failed.append(batch.Outcome(batch.Task(Path(inp), Path(out)), "failed", _describe(exc)))
+    return _run_batch(args, direction, tasks, failed, [], folder=False)
+
+
+def _progress_bar(tasks, quiet: bool):
+    """A tqdm bar in megapixels on a terminal's stderr; None elsewhere or with --quiet."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    total = sum(t.pixels for t in tasks) / 1e6
+    return tqdm(
+        total=round(total, 3), unit="MP", file=sys.stderr, dynamic_ncols=True, leave=False,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} MP [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    )
+
+
+def _run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> int:
+    """Runs the tasks with progress, then prints the summary; one error line per failed file."""
+    import time
+
+    from vqcodec import batch
+
+    verbose = args.verbose
+    finished, pending = batch.split_finished(tasks, direction, overwrite=args.force or not folder)
+    jobs = min(args.jobs or batch.default_jobs(len(pending)), max(1, len(pending)))
+    model = args.model
+    if pending:
+        try:
+            model = _load_model(args) if jobs == 1 else str(_model_path(args.model)[0])
+        except Exception as exc:
+            _report(exc, verbose)
+            return 1
+    bar = _progress_bar(tasks, args.quiet)
+    outcomes = list(finished)
+    t0 = time.perf_counter()
+
+    def advance(pixels: float) -> None:
+        bar.update(pixels / 1e6)
+
+    def say(line: str) -> None:
+        (bar.write(line, file=sys.stderr) if bar is not None else print(line, file=sys.stderr))
+
+    if bar is not None:
+        bar.update(sum(o.task.pixels for o in finished) / 1e6)
+    kwargs = dict(model=model, jobs=jobs, overwrite=True, progress=advance if bar is not None else None)
+    if direction == batch.COMPRESS:
+        run = batch.compress_files(pending, quality=args.quality, measure_psnr=args.print_psnr, **kwargs)
+    else:
+        run = batch.decompress_files(pending, **kwargs)
+    try:
+        with _own_warnings(verbose):
+            outcomes += _show_outcomes(run, args, direction, folder, tasks, failed, say, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if folder:
+        print(_summary(direction, outcomes, failed, skipped, time.perf_counter() - t0), file=sys.stderr)
+    if folder:
+        for outcome in failed:
+            print(f"{PROG}: error: {outcome.task.source}: {outcome.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def _show_outcomes(run, args, direction: str, folder: bool, tasks, failed, say, bar) -> list:
+    """Collects the outcomes, printing warnings, errors (listing a file) and per-file lines as they come."""
+    outcomes = []
+    for outcome in run:
+        outcomes.append(outcome)
+        source = _label(str(outcome.task.source))
+        for text in outcome.warnings:
+            say(f"{PROG}: warning: {text if Path(source).name in text else f'{source}: {text}'}")
+        if outcome.status == "failed":
+            if args.verbose and outcome.traceback:
+                say(outcome.traceback.rstrip())
+            if not folder:
+                say(f"{PROG}: error: {source}: {outcome.error}")
+            failed.append(outcome)
+        elif not folder and not args.quiet and bar is None:
+            say(f"{source} -> {outcome.task.target}: {_outcome_line(outcome, direction)}")
+        if bar is not None:
+            bar.set_postfix_str(f"{len(outcomes)}/{len(tasks)} files", refresh=False)
+    return outcomes
+
+
+def _outcome_line(outcome, direction: str) -> str:
+    if direction == "compress":
+        line = _compress_line(outcome.width, outcome.height, outcome.mode, outcome.quality, outcome.out_bytes)
+        return line if outcome.psnr is None else f"{line}, {outcome.psnr:.2f} dB"
+    return f"{outcome.width}x{outcome.height} {outcome.mode}"
+
+
+def _summary(direction: str, outcomes, failed, skipped, seconds: float) -> str:
+    """One line: files, bytes in and out, overall bpp, mean PSNR when measured, speed."""
+    done = [o for o in outcomes if o.status == "done"]
+    kept = [o for o in outcomes if o.status == "exists"]
+    parts = [f"{len(failed)} failed"]
+    if kept:
+        parts.append(f"{len(kept)} already done (kept; --force redoes them)")
+    if skipped:
+        parts.append(f"{len(skipped)} skipped ({'not images' if direction == 'compress' else 'not .vqc files'})")
+    verb = "compressed" if direction == "compress" else "decompressed"
+    line = f"{PROG}: {verb} {len(done)} file{'s' * (len(done) != 1)}, {', '.join(parts)}"
+    if done:
+        pixels = sum(o.width * o.height for o in done)
+        bytes_in, bytes_out = sum(o.in_bytes for o in done), sum(o.out_bytes for o in done)
+        coded = bytes_out if direction == "compress" else bytes_in
+        line += f"; {_size(bytes_in)} -> {_size(bytes_out)}, {8 * coded / pixels:.3f} bpp"
+        measured = [o.psnr for o in done if o.psnr is not None]
+        if measured:
+            line += f", mean PSNR {sum(measured) / len(measured):.2f} dB"
+        line += f"; {seconds:.1f} s, {pixels / 1e6 / max(seconds, 1e-9):.2f} MP/s"
+    return line
+
+
+def cmd_compress(args) -> int:
+    return _code(args, "compress")
+
+
 def cmd_decompress(args) -> int:
-    pairs = _plan(args, ".png")
-    for _, out in pairs:  # fail fast on an unknown output format
-        _output_format(out)
-
-    def process(model, inp, out):
-        from vqcodec import codec
-
-        img = codec.decompress(_read_input(inp), model=model)
-        fmt = _output_format(out)
-
-        def write(f):
-            try:
-                img.save(f, format=fmt)
-            except (OSError, ValueError, KeyError) as exc:
-                raise CLIError(
-                    f"cannot write a {img.mode} image as {fmt}: {_describe(exc)} "
-                    "(choose another output format, e.g. .png)"
-                ) from exc
-
-        _write_output(out, write, args.force)
-        if out != STDIO and not args.quiet:
-            print(f"{_label(inp)} -> {out}: {img.width}x{img.height} {img.mode}", file=sys.stderr)
-
-    return _run_files(pairs, args, lambda: _load_model(args), process)
+    return _code(args, "decompress")
 
 
 def cmd_info(args) -> int:
@@ -553,8 +709,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     def file_options(p):
-        p.add_argument("-o", "--output", metavar="OUT", default=None, help="output file ('-' = stdout); only with one input")
-        p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
+        p.add_argument(
+            "-o", "--output", metavar="OUT", default=None,
+            help="output file ('-' = stdout) for one input file; the output folder for a folder input",
+        )
+        p.add_argument(
+            "-f", "--force", action="store_true",
+            help="overwrite existing output files (a folder run otherwise keeps the outputs an earlier run finished)",
+        )
+        p.add_argument(
+            "-j", "--jobs", type=int, default=None, metavar="N",
+            help="worker processes for several files (default: one per two CPU cores)",
+        )
         model_option(p)
 
     p = sub.add_parser(
@@ -562,13 +728,16 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="compress images to .vqc",
         description="Compress images (any format Pillow reads) to .vqc files. "
-        "IN.png is written to IN.vqc unless -o is given; '-' reads stdin and writes stdout.",
+        "IN.png is written to IN.vqc unless -o is given; '-' reads stdin and writes stdout. "
+        "A folder is compressed recursively into the folder -o names, mirroring its tree; "
+        "running the same command again finishes what an interrupted run left.",
     )
-    p.add_argument("inputs", nargs="+", metavar="IN", help="input image(s), '-' for stdin")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="input image(s), a folder, or '-' for stdin")
     p.add_argument(
         "-q", "--quality", type=int, default=None, metavar="Q",
         help="quality level 1..N (the number of quantiser stages; default 4, or N if smaller)",
     )
+    p.add_argument("--print-psnr", action="store_true", help="also decode each file and report its PSNR")
     file_options(p)
     p.set_defaults(func=cmd_compress)
 
@@ -577,9 +746,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="decompress .vqc files to images",
         description="Decompress .vqc files. IN.vqc is written to IN.png unless -o is given; the format "
-        "follows the output suffix (any format Pillow writes). '-' reads stdin and writes PNG to stdout.",
+        "follows the output suffix (any format Pillow writes). '-' reads stdin and writes PNG to stdout. "
+        "A folder's .vqc files are decoded recursively to PNG in the folder -o names, mirroring its tree.",
     )
-    p.add_argument("inputs", nargs="+", metavar="IN.vqc", help="input .vqc file(s), '-' for stdin")
+    p.add_argument("inputs", nargs="+", metavar="IN.vqc", help="input .vqc file(s), a folder, or '-' for stdin")
     file_options(p)
     p.set_defaults(func=cmd_decompress)
 

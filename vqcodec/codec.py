@@ -26,6 +26,7 @@ import os
 import time
 import weakref
 import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -319,12 +320,13 @@ def _pad(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timings) -> np.ndarray:
+def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timings, progress=None) -> np.ndarray:
     """Index grid (quality, lh, lw) of a padded uint8 RGB image."""
     import keras
 
     lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
     grid = np.empty((quality, lh, lw), np.int64)
+    done = 0
     for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
         crop = padded[cy0 * STRIDE : cy1 * STRIDE, cx0 * STRIDE : cx1 * STRIDE]
         x = (crop.astype(np.float32) / np.float32(255.0))[None]
@@ -334,6 +336,9 @@ def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timing
             idx = keras.ops.convert_to_numpy(model.quantizer.get_code_indices(latents, num_stages=quality))
         del latents
         grid[:, y0:y1, x0:x1] = np.moveaxis(idx[0, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0], -1, 0)
+        done += (y1 - y0) * (x1 - x0)
+        if progress is not None:
+            progress(done, lh * lw)
     return grid
 
 
@@ -360,6 +365,7 @@ def compress(
     *,
     tile_size: int | None = None,
     timings: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> bytes:
     """Compress ``image`` to ``.vqc`` bytes.
 
@@ -370,13 +376,14 @@ def compress(
     size for large images (None: untiled up to :data:`UNTILED_MAX` latents,
     else tiles of :data:`DEFAULT_TILE_SIZE`; 0 = never tile).
     ``timings``: a dict to fill with seconds spent in "network", "quantize"
-    and "entropy" (entropy coding and the alpha plane).
+    and "entropy" (entropy coding and the alpha plane). ``progress(done, total)``
+    is called after each tile with the latent positions coded so far.
     """
     _init_timings(timings)
     model, quality, img, padded, alpha, tile_size = _prepare(image, quality, model, tile_size)
     fingerprint, _ = _model_data(model)
     tables = _tables(model)
-    grid = _encode_grid(model, padded, quality, tile_size, timings)
+    grid = _encode_grid(model, padded, quality, tile_size, timings, progress)
     with _timed(timings, "entropy"):
         payload = bitstream.encode_indices(grid, tables)
         alpha_payload = b""
@@ -448,7 +455,9 @@ def _decoded_tiles(model, grid: np.ndarray, tile_size: int, timings):
         yield y0 * STRIDE, x0 * STRIDE, np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _decode_image(model, grid: np.ndarray, width: int, height: int, timings, tile_size: int | None = None) -> Image.Image:
+def _decode_image(
+    model, grid: np.ndarray, width: int, height: int, timings, tile_size: int | None = None, progress=None
+) -> Image.Image:
     """RGB image (width x height) from an index grid, pasted tile by tile.
 
     The tile size is the decoder's own choice (the file's tile_size is not
@@ -457,9 +466,13 @@ def _decode_image(model, grid: np.ndarray, width: int, height: int, timings, til
     """
     tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], tile_size)
     img = Image.new("RGB", (width, height))
+    done, total = 0, grid.shape[1] * grid.shape[2]
     for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):
+        done += (tile.shape[0] // STRIDE) * (tile.shape[1] // STRIDE)
         tile = tile[: height - y0, : width - x0]  # crop the padding of edge tiles
         img.paste(Image.fromarray(np.ascontiguousarray(tile), "RGB"), (x0, y0))
+        if progress is not None:
+            progress(done, total)
     return img
 
 
@@ -489,14 +502,21 @@ def _decode_alpha(alpha_payload: bytes, header) -> Image.Image:
     return alpha
 
 
-def decompress(data: bytes, model=None, *, timings: dict | None = None, max_pixels: int | None = None) -> Image.Image:
+def decompress(
+    data: bytes,
+    model=None,
+    *,
+    timings: dict | None = None,
+    max_pixels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Image.Image:
     """Decode ``.vqc`` bytes (or a path to a ``.vqc`` file) into a PIL image of the
     stored mode (L, LA, RGB or RGBA).
 
     Raises a ``bitstream.FormatError`` subclass for a corrupt or truncated
     file, ``bitstream.ModelMismatchError`` for a file made by another model.
     ``max_pixels`` (None = ``bitstream.DEFAULT_MAX_PIXELS``) guards against
-    decompression bombs.
+    decompression bombs. ``progress(done, total)``: as in :func:`compress`.
     """
     _init_timings(timings)
     if isinstance(data, (str, os.PathLike)):
@@ -511,7 +531,7 @@ def decompress(data: bytes, model=None, *, timings: dict | None = None, max_pixe
         alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None
     if grid.size and int(grid.max()) >= int(model.num_embeddings):
         raise bitstream.CorruptDataError("index payload names a code the model does not have")
-    img = _decode_image(model, grid, header.width, header.height, timings)
+    img = _decode_image(model, grid, header.width, header.height, timings, progress=progress)
     if header.mode in ("L", "LA"):
         img = img.convert("L")
     if alpha is not None:

@@ -1,0 +1,457 @@
+"""Many images through one model: folder plans, a worker pool, tile-level progress, resumable runs.
+
+Why a module of its own: the CLI's folder mode and the Python API share one
+engine. Each worker loads the model once and codes whole files; results come
+back as small :class:`Outcome` records, so the parent never holds an image.
+Outputs are written atomically, and a finished output is recognised on the
+next run (a ``.vqc`` by its checksum, an image by Pillow's verify), so a run
+that was killed resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import multiprocessing
+import os
+import queue
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from vqcodec.atomic_write import remove_stale_temporaries, write_atomic
+
+__all__ = [
+    "Task",
+    "Outcome",
+    "FolderPlan",
+    "plan_folder",
+    "compress_files",
+    "decompress_files",
+    "default_jobs",
+    "split_finished",
+    "pixels_of",
+]
+
+COMPRESS, DECOMPRESS = "compress", "decompress"
+VQC_SUFFIX = ".vqc"
+
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file to code: ``source`` -> ``target``; ``pixels`` weighs it in the progress display."""
+
+    source: Path
+    target: Path
+    pixels: int = 0
+
+
+@dataclass
+class Outcome:
+    """What happened to one :class:`Task`: ``status`` is "done", "exists" (kept from an earlier run) or "failed"."""
+
+    task: Task
+    status: str
+    error: str | None = None
+    in_bytes: int = 0
+    out_bytes: int = 0
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+    quality: int | None = None
+    psnr: float | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    traceback: str | None = None
+
+
+@dataclass
+class FolderPlan:
+    """The tasks of a folder, plus the files left out and why."""
+
+    tasks: list[Task] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[Outcome] = field(default_factory=list)
+
+
+def default_jobs(num_files: int, cpus: int | None = None) -> int:
+    """Worker processes for ``num_files`` files: one per two cores (each worker's network uses two threads well)."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(num_files, cpus // 2))
+
+
+# -- planning -----------------------------------------------------------------------
+
+
+def _image_suffixes() -> set[str]:
+    Image.init()
+    return {s for s, fmt in Image.registered_extensions().items() if fmt in Image.OPEN} - {VQC_SUFFIX}
+
+
+def _walk(root: Path, exclude: Path | None) -> Iterator[Path]:
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if exclude is None or (here / d).resolve() != exclude)
+        for name in sorted(names):
+            yield here / name
+
+
+def _image_pixels(path: Path) -> int:
+    """Pixels of an image Pillow can open (header only); raises for anything else."""
+    with Image.open(path) as img:
+        if img.format == "VQC":
+            raise ValueError("a .vqc file")
+        return img.width * img.height
+
+
+def _vqc_pixels(path: Path) -> int:
+    import bitstream
+
+    with open(path, "rb") as f:
+        header = bitstream.read_header(f.read(4096))
+    return header.width * header.height
+
+
+def pixels_of(path: Path, direction: str) -> int:
+    """The pixels an input will code to, from its header; 0 when it cannot be read (the coding reports why)."""
+    try:
+        return _image_pixels(path) if direction == COMPRESS else _vqc_pixels(path)
+    except Exception:
+        return 0
+
+
+def plan_folder(root: str | os.PathLike, out_root: str | os.PathLike, direction: str, out_suffix: str = ".png") -> FolderPlan:
+    """Mirrors ``root`` into ``out_root``: every image Pillow reads (compress) or every ``.vqc`` file (decompress).
+
+    Files that are not for this direction are ``skipped``. A file named like an
+    image that Pillow cannot open, or a ``.vqc`` whose header is unreadable, is
+    a failure (it was meant to be coded). ``out_root`` is left out of the walk
+    when it lies inside ``root``.
+    """
+    root, out_root = Path(root), Path(out_root)
+    exclude = out_root.resolve() if out_root.resolve() != root.resolve() else None
+    plan = FolderPlan()
+    image_suffixes = _image_suffixes()
+    targets: dict[Path, Path] = {}
+    for path in _walk(root, exclude):
+        suffix = path.suffix.lower()
+        relative = path.relative_to(root)
+        if direction == COMPRESS:
+            if suffix == VQC_SUFFIX:
+                plan.skipped.append(path)
+                continue
+            target = out_root / relative.with_suffix(VQC_SUFFIX)
+            measure = _image_pixels
+        else:
+            if suffix != VQC_SUFFIX:
+                plan.skipped.append(path)
+                continue
+            target = out_root / relative.with_suffix(out_suffix)
+            measure = _vqc_pixels
+        task = Task(path, target)
+        try:
+            task = Task(path, target, measure(path))
+        except Exception as exc:
+            if direction == COMPRESS and suffix not in image_suffixes:
+                plan.skipped.append(path)
+            else:
+                what = "the image" if direction == COMPRESS else "the .vqc header"
+                plan.failed.append(Outcome(task, "failed", f"cannot read {what}: {describe(exc)}"))
+            continue
+        if target in targets:
+            plan.failed.append(Outcome(task, "failed", f"its output {target} is also the output of {targets[target]}"))
+            continue
+        targets[target] = path
+        plan.tasks.append(task)
+    return plan
+
+
+# -- one file -----------------------------------------------------------------------
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the user."""
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{exc.filename}: no such file or directory"
+    if isinstance(exc, PermissionError) and exc.filename:
+        return f"{exc.filename}: permission denied"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image file that Pillow can read"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return text if isinstance(exc, (ValueError, OSError, TypeError)) else f"{type(exc).__name__}: {text}"
+
+
+def _complete(task: Task, direction: str) -> bool:
+    """True when ``task.target`` is a finished output (checked, not just present)."""
+    if not task.target.is_file():
+        return False
+    try:
+        if direction == COMPRESS:
+            import bitstream
+
+            bitstream.unpack(task.target.read_bytes(), max_pixels=None)
+        else:
+            with Image.open(task.target) as img:
+                img.verify()
+        return True
+    except Exception:
+        return False
+
+
+class _SaveError(ValueError):
+    """Pillow cannot write the decoded image in the target's format."""
+
+
+def _write(target: Path, write) -> None:
+    """Atomic write; an OS error names the target, never the temporary file."""
+    try:
+        write_atomic(target, write, overwrite=True)
+    except _SaveError:
+        raise
+    except OSError as exc:
+        raise OSError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
+def _code_one(model, task: Task, direction: str, quality: int | None, measure_psnr: bool, progress) -> Outcome:
+    import numpy as np
+
+    import bitstream
+    from vqcodec import codec
+    from vqcodec.metrics import psnr
+
+    t0 = time.perf_counter()
+    task.target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(task.target)
+    in_bytes = task.source.stat().st_size
+    if direction == COMPRESS:
+        try:
+            img = codec.load_image(task.source)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ValueError(f"cannot read the image: {describe(exc)}") from exc
+        data = codec.compress(img, quality=quality, model=model, progress=progress)
+        _write(task.target, lambda f: f.write(data))
+        header = bitstream.read_header(data)
+        db = None
+        if measure_psnr:
+            decoded = codec.decompress(data, model=model)
+            db = psnr(np.asarray(img.convert("RGB")), np.asarray(decoded.convert("RGB")))
+        return Outcome(
+            task, "done", None, in_bytes, len(data), img.width, img.height, img.mode, header.num_stages, db,
+            time.perf_counter() - t0,
+        )
+    img = codec.decompress(task.source.read_bytes(), model=model, progress=progress)
+    fmt = Image.registered_extensions().get(task.target.suffix.lower(), "PNG")
+
+    def save(f) -> None:
+        try:
+            img.save(f, format=fmt)
+        except (OSError, ValueError, KeyError) as exc:
+            raise _SaveError(
+                f"cannot write a {img.mode} image as {fmt}: {describe(exc)} (choose another output format, e.g. .png)"
+            ) from exc
+
+    _write(task.target, save)
+    return Outcome(
+        task, "done", None, in_bytes, task.target.stat().st_size, img.width, img.height, img.mode,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _attempt(model, task: Task, direction: str, quality, measure_psnr: bool, progress) -> Outcome:
+    """Codes one task; its failure and vqcodec's own warnings (one line each) go into the outcome."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            outcome = _code_one(model, task, direction, quality, measure_psnr, progress)
+        except Exception as exc:
+            outcome = Outcome(task, "failed", describe(exc), traceback="".join(traceback.format_exception(exc)))
+    for w in caught:
+        if w.category.__module__.split(".")[0] in ("vqcodec", "bitstream"):
+            outcome.warnings.append((str(w.message).strip().splitlines() or [w.category.__name__])[0])
+        else:  # the caller's filters decide about the backend's warnings
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return outcome
+
+
+# -- worker processes ---------------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _init_worker(model_path: str | None, threads: int, progress_queue) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # the backend's start-up lines; workers report through their results
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from vqcodec import codec
+
+    _worker["model"] = codec.load_model(model_path)
+    _worker["queue"] = progress_queue
+
+
+def _worker_task(index: int, task: Task, direction: str, quality, measure_psnr: bool) -> Outcome:
+    q = _worker["queue"]
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        fraction = done / max(total, 1)
+        q.put((index, fraction - last[0]))
+        last[0] = fraction
+
+    return _attempt(_worker["model"], task, direction, quality, measure_psnr, progress)
+
+
+def _run(
+    tasks: Iterable[Task],
+    direction: str,
+    *,
+    model=None,
+    quality: int | None = None,
+    jobs: int | None = None,
+    overwrite: bool = False,
+    measure_psnr: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Iterator[Outcome]:
+    finished, pending = split_finished(tasks, direction, overwrite)
+    for outcome in finished:
+        if progress is not None:
+            progress(outcome.task.pixels)
+        yield outcome
+    if not pending:
+        return
+    jobs = default_jobs(len(pending)) if jobs is None else max(1, min(int(jobs), len(pending)))
+    if jobs == 1 or not isinstance(model, (str, os.PathLike, type(None))):
+        yield from _run_here(pending, direction, model, quality, measure_psnr, progress)
+    else:
+        yield from _run_pool(pending, direction, model, quality, jobs, measure_psnr, progress)
+
+
+def split_finished(tasks: Iterable[Task], direction: str, overwrite: bool = False) -> tuple[list[Outcome], list[Task]]:
+    """(outcomes "exists" for targets an earlier run finished, tasks still to do); with ``overwrite`` all are to do."""
+    finished, pending = [], []
+    for task in tasks:
+        if not overwrite and _complete(task, direction):
+            finished.append(Outcome(task, "exists", in_bytes=_size(task.source), out_bytes=_size(task.target)))
+        else:
+            pending.append(task)
+    return finished, pending
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _run_here(tasks, direction, model, quality, measure_psnr, progress) -> Iterator[Outcome]:
+    from vqcodec import codec
+
+    model = codec.load_model(model) if model is None or isinstance(model, (str, os.PathLike)) else model
+    for task in tasks:
+        last = [0.0]
+
+        def tile_progress(done: int, total: int, task=task, last=last) -> None:
+            fraction = done / max(total, 1)
+            if progress is not None:
+                progress((fraction - last[0]) * task.pixels)
+            last[0] = fraction
+
+        outcome = _attempt(model, task, direction, quality, measure_psnr, tile_progress)
+        if progress is not None:
+            progress((1.0 - last[0]) * task.pixels)
+        yield outcome
+
+
+def _run_pool(tasks, direction, model, quality, jobs, measure_psnr, progress) -> Iterator[Outcome]:
+    cpus = os.cpu_count() or 1
+    threads = max(1, cpus // jobs)
+    context = multiprocessing.get_context("spawn")  # fork after a backend has started is unsafe
+    progress_queue = context.Queue()
+    model_path = None if model is None else os.fspath(model)
+    reported = [0.0] * len(tasks)
+
+    def drain() -> None:
+        while True:
+            try:
+                index, delta = progress_queue.get_nowait()
+            except queue.Empty:
+                return
+            reported[index] += delta
+            if progress is not None:
+                progress(delta * tasks[index].pixels)
+
+    with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                     initargs=(model_path, threads, progress_queue)) as pool:
+        running = {
+            pool.submit(_worker_task, i, task, direction, quality, measure_psnr): i for i, task in enumerate(tasks)
+        }
+        try:
+            while running:
+                finished, _ = futures.wait(running, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+                drain()
+                for future in finished:
+                    i = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except futures.process.BrokenProcessPool:
+                        outcome = Outcome(tasks[i], "failed", "a worker process died (out of memory?)")
+                    except Exception as exc:
+                        outcome = Outcome(tasks[i], "failed", describe(exc))
+                    if progress is not None:
+                        progress((1.0 - reported[i]) * tasks[i].pixels)
+                        reported[i] = 1.0
+                    yield outcome
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
+def compress_files(
+    tasks: Iterable[Task],
+    *,
+    model=None,
+    quality: int | None = None,
+    jobs: int | None = None,
+    overwrite: bool = False,
+    measure_psnr: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Iterator[Outcome]:
+    """Compresses every task's image to its ``.vqc`` target, yielding an :class:`Outcome` per file as it finishes.
+
+    ``model``: None (the shipped model), a path, or a loaded model (which
+    keeps the work in this process). ``jobs``: worker processes (None:
+    :func:`default_jobs`). A target that already holds a complete ``.vqc`` is
+    kept unless ``overwrite``. ``progress(pixels)`` is called as tiles finish.
+    One file's failure is reported in its outcome and never stops the others.
+    """
+    return _run(tasks, COMPRESS, model=model, quality=quality, jobs=jobs, overwrite=overwrite,
+                measure_psnr=measure_psnr, progress=progress)
+
+
+def decompress_files(
+    tasks: Iterable[Task],
+    *,
+    model=None,
+    jobs: int | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Iterator[Outcome]:
+    """Decompresses every task's ``.vqc`` file to its image target (format from the suffix); see :func:`compress_files`."""
+    return _run(tasks, DECOMPRESS, model=model, jobs=jobs, overwrite=overwrite, progress=progress)
