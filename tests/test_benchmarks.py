@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package: import
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import codecs as pillow_codecs  # noqa: E402
-from benchmarks import ours, rd, speed  # noqa: E402
+from benchmarks import batch, ours, rd, speed  # noqa: E402
 from benchmarks.bdrate import bd_rate, monotone_curve  # noqa: E402
 from benchmarks.common import list_images, ms_ssim, ms_ssim_db, ms_ssim_settings, psnr  # noqa: E402
 from benchmarks.report import REFERENCE_DIR, load_curve, load_references  # noqa: E402
@@ -174,7 +174,7 @@ def _check_codec_json(path: Path, n_settings: int | None = None):
     return data
 
 
-@pytest.mark.parametrize("module", ["benchmarks.rd", "benchmarks.speed"])
+@pytest.mark.parametrize("module", ["benchmarks.rd", "benchmarks.speed", "benchmarks.batch"])
 def test_commands_exist(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
@@ -225,6 +225,18 @@ def test_run_measured_reports_child_peak_memory():
     assert big["wall_s"] > 0
     failed = speed.run_measured([sys.executable, "-c", "import sys; sys.exit('boom')"])
     assert failed["returncode"] == 1 and "boom" in failed["stderr_tail"]
+
+
+def test_tree_memory_sums_worker_processes():
+    """Two children holding 150 MiB each: the tree's peak counts both."""
+    child = "b = bytearray(150 * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
+    parent = (
+        "import subprocess, sys\n"
+        f"ps = [subprocess.Popen([sys.executable, '-c', {child!r}]) for _ in range(2)]\n"
+        "[p.wait() for p in ps]\n"
+    )
+    r = batch.run_tree_measured([sys.executable, "-c", parent], env=dict(os.environ))
+    assert r["returncode"] == 0 and r["peak_rss_mib"] > 300 and r["wall_s"] > 1.5
 
 
 def test_make_large_image_keeps_aspect(tmp_path, tiny_dir):

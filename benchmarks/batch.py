@@ -1,0 +1,187 @@
+"""Folder benchmark: ``python -m benchmarks.batch --data DIR [--jobs 1,2] [--large-mp 24] [--model PATH]``.
+
+Runs ``vqcodec compress DIR -o OUT`` and ``vqcodec decompress OUT -o BACK`` as fresh
+processes, once per worker count (``--jobs``; the default count always runs too), and
+reports wall time, images per second, megapixels per second and the peak resident memory
+of the whole process tree (sampled from /proc, so worker processes are summed). Then the
+same for a folder holding one large image (``--large-mp``, made by resizing the first
+image). Linux only (the memory sampler reads /proc). Writes batch.json and batch.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from . import ours
+from .common import list_images, notice, write_json
+from .speed import make_large_image
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="folder of images (e.g. ../shared/data/kodak)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: benchmarks/results)")
+    p.add_argument("--model", default=None, help="vqcodec model file (default: the shipped model)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by name), copied to a temporary folder")
+    p.add_argument("--jobs", default="1,2", help="comma-separated worker counts to compare (the default always runs)")
+    p.add_argument("--large-mp", type=float, default=24.0, help="megapixels of the one-image folder (0 disables)")
+    return p.parse_args(argv)
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def run_tree_measured(argv: list[str], env: dict) -> dict:
+    """Wall seconds, return code and peak RSS (MiB) of the whole process tree, sampled every 50 ms."""
+    peak = [0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    out = {"returncode": proc.returncode, "wall_s": wall, "peak_rss_mib": peak[0] / 2**20}
+    if proc.returncode != 0:
+        out["stderr_tail"] = err.decode("utf-8", "replace")[-2000:]
+    return out
+
+
+def _folder_stats(folder: Path) -> dict:
+    files = list_images(folder)
+    pixels = 0
+    for p in files:
+        with Image.open(p) as im:
+            pixels += im.size[0] * im.size[1]
+    return {"files": len(files), "pixels": pixels}
+
+
+def folder_run(data: Path, jobs: int | None, model: str | None, tmp: Path) -> dict:
+    """compress then decompress ``data`` with ``jobs`` workers (None: the CLI's default)."""
+    stats = _folder_stats(data)
+    tag = "default" if jobs is None else f"j{jobs}"
+    coded, back = tmp / f"{tag}-vqc", tmp / f"{tag}-png"
+    extra = [] if jobs is None else ["--jobs", str(jobs)]
+    result = {"jobs": "default" if jobs is None else jobs, **stats}
+    for step, src, dst in (("compress", data, coded), ("decompress", coded, back)):
+        argv, env = ours.cli_command(step, str(src), "-o", str(dst), "--quiet", *extra, model_path=model)
+        r = run_tree_measured(argv, env)
+        r["images_per_s"] = stats["files"] / r["wall_s"]
+        r["mp_per_s"] = stats["pixels"] / 1e6 / r["wall_s"]
+        result[step] = r
+        if r["returncode"] != 0:
+            break
+    shutil.rmtree(coded, ignore_errors=True)
+    shutil.rmtree(back, ignore_errors=True)
+    return result
+
+
+def table(result: dict) -> str:
+    lines = [
+        f"# Folder benchmark ({result['date']}, {result['machine']}, {result['cpus']} CPUs)",
+        "",
+        "Whole `vqcodec compress DIR -o OUT` / `vqcodec decompress OUT -o BACK` processes, start-up included; "
+        "peak RSS summed over the process tree.",
+        "",
+        "| folder | jobs | step | wall s | images/s | MP/s | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        for step in ("compress", "decompress"):
+            r = run.get(step)
+            if r is None:
+                continue
+            failed = "" if r["returncode"] == 0 else " (failed)"
+            lines.append(
+                f"| {run['folder']} ({run['files']} files, {run['pixels'] / 1e6:.1f} MP) | {run['jobs']} | {step}{failed} | "
+                f"{r['wall_s']:.1f} | {r['images_per_s']:.2f} | {r['mp_per_s']:.2f} | {r['peak_rss_mib']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    data = Path(args.data)
+    images = list_images(data)
+    if not images:
+        notice(f"no images in {data}")
+        return 1
+    jobs = [int(j) for j in args.jobs.split(",") if j.strip()]
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="vqcodec-batch-") as tmp:
+        tmp = Path(tmp)
+        if args.limit is not None:
+            images = images[: args.limit]
+            data = tmp / data.name
+            data.mkdir()
+            for image in images:
+                shutil.copy(image, data / image.name)
+        for j in [None] + jobs:
+            notice(f"{data}: jobs {j or 'default'}")
+            runs.append({"folder": data.name, **folder_run(data, j, args.model, tmp)})
+        if args.large_mp > 0:
+            large = tmp / "large"
+            large.mkdir()
+            make_large_image(images[0], args.large_mp, large)
+            notice(f"one {args.large_mp:g} MP image: default jobs")
+            runs.append({"folder": f"one {args.large_mp:g} MP image", **folder_run(large, None, args.model, tmp)})
+    result = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "model": args.model or "default",
+        "runs": runs,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "batch.json", result)
+    (out / "batch.md").write_text(table(result))
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
