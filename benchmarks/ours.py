@@ -6,7 +6,7 @@ Contract used (vqcodec's public API):
   vqcodec.load_model(path=None) -> model;  vqcodec.quality_levels(model=None) -> list[int]
   CLI: vqcodec compress IN -o OUT -q Q [--model PATH] [--force]
        vqcodec decompress IN.vqc -o OUT.png [--model PATH] [--force]
-``timings``, when a dict, is filled with seconds under "network", "quantize", "entropy".
+``timings``, when a dict, is filled with seconds under "network", "entropy".
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PIL import Image
 
 KEY = "vqcodec"
 NAME = "vqcodec (ours)"
-TIMING_KEYS = ("network", "quantize", "entropy")
+TIMING_KEYS = ("network", "entropy")
 _API = ("compress", "decompress", "load_model", "quality_levels")
 
 

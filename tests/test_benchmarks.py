@@ -261,12 +261,12 @@ class _FakeOurCodec:
 
     def encode(self, image, quality, timings=None):
         if timings is not None:
-            timings.update(network=1e-4, quantize=1e-5, entropy=2e-5)
+            timings.update(network=1e-4, entropy=2e-5)
         return pillow_codecs.JPEG.encode(image, 15 * quality)
 
     def decode(self, data, timings=None):
         if timings is not None:
-            timings.update(network=1e-4, quantize=1e-5, entropy=2e-5)
+            timings.update(network=1e-4, entropy=2e-5)
         return pillow_codecs.JPEG.decode(data)
 
 
@@ -286,7 +286,7 @@ def test_rd_and_speed_handle_our_codec(tiny_dir, tmp_path, monkeypatch, capsys):
     sp = json.loads((out / "speed.json").read_text())
     assert [row["level"] for row in sp["in_process"]] == [1, 2, 3, 4]
     ours_row = sp["in_process"][0]["codecs"]["vqcodec"]
-    assert set(ours_row["encode_split_s"]) == {"network", "quantize", "entropy", "other"}
+    assert set(ours_row["encode_split_s"]) == {"network", "entropy", "other"}
     assert "x ours" in capsys.readouterr().out
 
 
@@ -310,7 +310,7 @@ def test_rd_and_speed_end_to_end_with_vqcodec(tiny_dir, tmp_path, real_codec_mod
     sp = json.loads((out / "speed.json").read_text())
     assert [row["level"] for row in sp["in_process"]] == data["results"]["quality"]
     split = sp["in_process"][0]["codecs"]["vqcodec"]["encode_split_s"]
-    assert set(split) == {"network", "quantize", "entropy", "other"} and split["network"] > 0
+    assert set(split) == {"network", "entropy", "other"} and split["network"] > 0
     assert "| vqcodec (ours) |" in capsys.readouterr().out
 
 

@@ -290,10 +290,10 @@ def test_model_as_path(model, tiny_model_path):
 def test_timings(model):
     t = {}
     data = codec.compress(_smooth(16, 16), 2, model, timings=t)
-    assert set(t) == {"network", "quantize", "entropy"} and all(v >= 0 for v in t.values())
+    assert set(t) == {"network", "entropy"} and all(v >= 0 for v in t.values())
     t = {}
     codec.decompress(data, model, timings=t)
-    assert set(t) == {"network", "quantize", "entropy"}
+    assert set(t) == {"network", "entropy"}
 
 
 def test_tiled_matches_untiled(model, sample):

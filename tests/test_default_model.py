@@ -20,7 +20,7 @@ def test_default_model_ships_under_25_mb_with_tables():
     path = default_model_path()
     assert path.is_file(), f"shipped model missing: {path}"
     assert path.stat().st_size < 25 * 1024 * 1024
-    model = vqcodec.load_model()
+    model = vqcodec.load_model(runtime="keras")
     tables = bitstream.CodingTables.from_array(np.asarray(model.coding_tables))
     assert tables.num_stages == len(vqcodec.quality_levels()) >= 6
     assert tables.num_buckets > 1 and tables.boost.any()  # fitted, not uniform

@@ -290,17 +290,20 @@ _worker: dict = {}
 def _init_worker(model_path: str | None, threads: int, progress_queue) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)  # the backend's start-up lines; workers report through their results
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    os.dup2(devnull, 2)  # a backend's start-up lines; workers report through their results
     from vqcodec import codec
+    from vqcodec.runtime import has_export
 
-    _worker["model"] = codec.load_model(model_path)
+    path = codec.default_model_path() if model_path is None else Path(model_path)
+    if not has_export(path):
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+    _worker["model"] = codec.load_model(model_path, threads=threads)
     _worker["queue"] = progress_queue
 
 

@@ -346,11 +346,19 @@ def _bpp(nbytes: int, width: int, height: int) -> float:
 
 
 def _load_model(args):
-    with _backend_quiet(args.verbose):
-        from vqcodec import codec
+    """The model: its exported graphs through onnxruntime when they exist (no Keras import), else Keras."""
+    from vqcodec import codec
+    from vqcodec.runtime import has_export
 
+    path, shown = _model_path(args.model)
+    if has_export(path):
+        return codec.load_model(path)
+    if not args.quiet and sys.stderr.isatty():
+        print(f"{PROG}: notice: {shown} has no export, so it runs through Keras (seconds slower to start); "
+              f"'vqcodec export {shown}' makes one", file=sys.stderr)
+    with _backend_quiet(args.verbose):
         _start_backend()
-        return codec.load_model(args.model)
+        return codec.load_model(path, runtime="keras")
 
 
 def _compress_one(model, inp: str, out: str, args) -> None:
@@ -612,6 +620,27 @@ def cmd_info(args) -> int:
     return status
 
 
+def cmd_export(args) -> int:
+    """Writes MODEL.encode.onnx and MODEL.decode.onnx beside each model."""
+    status = 0
+    for model in args.models:
+        try:
+            _check_model(model)
+            with _backend_quiet(args.verbose):
+                _start_backend()
+                from vqcodec.export import export_model
+
+            with _own_warnings(args.verbose), _backend_quiet(args.verbose):
+                paths = export_model(_model_path(model)[0])
+            if not args.quiet:
+                sizes = ", ".join(f"{p.name} ({p.stat().st_size / 1e6:.1f} MB)" for p in paths)
+                print(f"{model} -> {sizes}", file=sys.stderr)
+        except Exception as exc:
+            _report(exc, args.verbose, model)
+            status = 1
+    return status
+
+
 def _check_save_folder(folder: str) -> None:
     """``--save DIR``: a folder, or one that can be made, and writable."""
     p = Path(folder)
@@ -762,6 +791,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="FILE.vqc", help="input .vqc file(s), '-' for stdin")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export models for the fast runtime (onnxruntime)",
+        description="Write MODEL.encode.onnx and MODEL.decode.onnx beside MODEL.keras: the model's "
+        "encode_to_indices and decode_from_indices traced to ONNX, with its fingerprint and coding tables. "
+        "compress and decompress then run without Keras or TensorFlow. Needs the TensorFlow backend.",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL.keras", help="model file(s)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "demo",

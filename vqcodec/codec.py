@@ -109,14 +109,20 @@ def _check_keras_archive(p: Path, shown: str) -> None:
         raise InvalidModelError(f"{shown} is not a vqcodec model (a zip file without the config.json of a Keras archive)")
 
 
-def load_model(path=None):
-    """Load a codec model (``.keras``), cached by resolved path and modification time.
+def load_model(path=None, runtime: str = "auto", threads: int | None = None):
+    """Load a codec model, cached by resolved path and modification time.
 
     ``path=None`` loads the default model shipped in ``vqcodec/models/``.
-    Raises ``FileNotFoundError`` for a missing file and
-    :class:`InvalidModelError` (a ``ValueError``) with a one-line message for a
-    file that is not a vqcodec model.
+    ``runtime``: "auto" runs the exported graphs beside the ``.keras`` file
+    with onnxruntime when they exist (:mod:`vqcodec.runtime`; no Keras import),
+    else Keras; "keras" or "onnx" forces one. Raises ``FileNotFoundError`` for
+    a missing file, :class:`InvalidModelError` (a ``ValueError``) with a
+    one-line message for a file that is not a vqcodec model, and
+    ``vqcodec.runtime.StaleExportError`` for an export made from another
+    version of the model. ``threads``: onnxruntime's threads (exported models only).
     """
+    if runtime not in ("auto", "keras", "onnx"):
+        raise ValueError(f"runtime must be 'auto', 'keras' or 'onnx', got {runtime!r}")
     if path is None:
         p = default_model_path()
         if not p.is_file():
@@ -131,25 +137,39 @@ def load_model(path=None):
         if not p.is_file():
             raise FileNotFoundError(f"model file not found: {p}")
     p = p.resolve()
+    from vqcodec.runtime import ExportedModel, has_export
+
+    exported = runtime == "onnx" or (runtime == "auto" and has_export(p))
     st = p.stat()
-    key = (str(p), st.st_mtime_ns, st.st_size)
+    key = (str(p), st.st_mtime_ns, st.st_size, exported)
     model = _model_cache.get(key)
-    if model is None:
-        _check_keras_archive(p, shown)
-        import keras
+    if model is not None:
+        return model
+    if exported:
+        if not has_export(p):
+            raise FileNotFoundError(f"{shown} has no export beside it; run 'vqcodec export {shown}'")
+        model = ExportedModel(p, threads=threads)
+    else:
+        model = _load_keras(p, shown)
+    _model_cache[key] = model
+    return model
 
-        import vqcodec.architecture  # noqa: F401  (registers the custom layers)
 
-        try:
-            model = keras.models.load_model(str(p), compile=False)
-        except Exception as exc:
-            raise InvalidModelError(
-                f"{shown} is not a usable vqcodec model (Keras cannot load it: {_first_line(exc)})"
-            ) from exc
-        for name in ("encoder", "decoder", "quantizer", "num_stages"):
-            if not hasattr(model, name):
-                raise InvalidModelError(f"{shown} is not a vqcodec model (it has no {name!r})")
-        _model_cache[key] = model
+def _load_keras(p: Path, shown: str):
+    _check_keras_archive(p, shown)
+    import keras
+
+    import vqcodec.architecture  # noqa: F401  (registers the custom layers)
+
+    try:
+        model = keras.models.load_model(str(p), compile=False)
+    except Exception as exc:
+        raise InvalidModelError(
+            f"{shown} is not a usable vqcodec model (Keras cannot load it: {_first_line(exc)})"
+        ) from exc
+    for name in ("encoder", "decoder", "quantizer", "num_stages"):
+        if not hasattr(model, name):
+            raise InvalidModelError(f"{shown} is not a vqcodec model (it has no {name!r})")
     return model
 
 
@@ -181,6 +201,8 @@ def _decoding_variables(model) -> list:
 
 def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
     """(fingerprint, coding tables) of a model, computed once and cached."""
+    if _is_exported(model):
+        return model.fingerprint, model.coding_tables
     try:
         return _model_info[model]
     except KeyError:
@@ -260,7 +282,7 @@ def _timed(timings, key):
 
 def _init_timings(timings):
     if timings is not None:
-        for key in ("network", "quantize", "entropy"):
+        for key in ("network", "entropy"):
             timings[key] = 0.0
 
 
@@ -320,10 +342,35 @@ def _pad(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timings, progress=None) -> np.ndarray:
-    """Index grid (quality, lh, lw) of a padded uint8 RGB image."""
+def _is_exported(model) -> bool:
+    from vqcodec.runtime import ExportedModel
+
+    return isinstance(model, ExportedModel)
+
+
+def _encode_indices(model, x: np.ndarray, quality: int) -> np.ndarray:
+    """The model's ``encode_to_indices`` as int64 numpy ``(1, h, w, quality)``."""
+    if _is_exported(model):
+        return model.encode_to_indices(x, quality).astype(np.int64)
     import keras
 
+    idx = keras.ops.convert_to_numpy(model.encode_to_indices(x, num_stages=quality)).astype(np.int64)
+    return idx[..., None] if int(model.num_stages) == 1 else idx
+
+
+def _decode_pixels(model, idx: np.ndarray) -> np.ndarray:
+    """The model's ``decode_from_indices`` of ``(1, h, w, S)`` indices, as float numpy ``(H, W, 3)``."""
+    if _is_exported(model):
+        return model.decode_from_indices(idx)[0]
+    import keras
+
+    if int(model.num_stages) == 1:
+        idx = idx[..., 0]
+    return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx)))[0]
+
+
+def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timings, progress=None) -> np.ndarray:
+    """Index grid (quality, lh, lw) of a padded uint8 RGB image, through the model's ``encode_to_indices``."""
     lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
     grid = np.empty((quality, lh, lw), np.int64)
     done = 0
@@ -331,10 +378,7 @@ def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timing
         crop = padded[cy0 * STRIDE : cy1 * STRIDE, cx0 * STRIDE : cx1 * STRIDE]
         x = (crop.astype(np.float32) / np.float32(255.0))[None]
         with _timed(timings, "network"):
-            latents = model.encode(x)
-        with _timed(timings, "quantize"):
-            idx = keras.ops.convert_to_numpy(model.quantizer.get_code_indices(latents, num_stages=quality))
-        del latents
+            idx = _encode_indices(model, x, quality)
         grid[:, y0:y1, x0:x1] = np.moveaxis(idx[0, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0], -1, 0)
         done += (y1 - y0) * (x1 - x0)
         if progress is not None:
@@ -375,8 +419,9 @@ def compress(
     default), a ``.keras`` path, or a loaded model. ``tile_size``: latent tile
     size for large images (None: untiled up to :data:`UNTILED_MAX` latents,
     else tiles of :data:`DEFAULT_TILE_SIZE`; 0 = never tile).
-    ``timings``: a dict to fill with seconds spent in "network", "quantize"
-    and "entropy" (entropy coding and the alpha plane). ``progress(done, total)``
+    ``timings``: a dict to fill with seconds spent in "network" (the model's
+    index function, quantiser included) and "entropy" (entropy coding and the
+    alpha plane). ``progress(done, total)``
     is called after each tile with the latent positions coded so far.
     """
     _init_timings(timings)
@@ -440,17 +485,11 @@ def read_indices(data: bytes, model=None, *, max_pixels: int | None = None):
 
 def _decoded_tiles(model, grid: np.ndarray, tile_size: int, timings):
     """Yield ``(y0, x0, uint8 RGB tile)`` in pixels for an index grid (S, h, w)."""
-    import keras
-
     _, lh, lw = grid.shape
     for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
         idx = np.moveaxis(grid[:, cy0:cy1, cx0:cx1], 0, -1)[None].astype(np.int32)
-        with _timed(timings, "quantize"):
-            latents = model.quantizer.lookup(keras.ops.convert_to_tensor(idx))
-            latents = keras.ops.cast(latents, model.decoder.compute_dtype)
         with _timed(timings, "network"):
-            y = keras.ops.convert_to_numpy(model.decode(latents))[0]
-        del latents
+            y = _decode_pixels(model, idx)
         y = y[(y0 - cy0) * STRIDE : (y1 - cy0) * STRIDE, (x0 - cx0) * STRIDE : (x1 - cx0) * STRIDE]
         yield y0 * STRIDE, x0 * STRIDE, np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
 

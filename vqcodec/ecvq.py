@@ -32,6 +32,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from vqcodec.quantizer import first_argmin
+
 __all__ = ["EntropyConstrainedVQ", "lattice_codebook"]
 
 _LN2 = math.log(2.0)
@@ -158,7 +160,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
 
     def _assign(self, u, bits):
         distances = self._distances(u)
-        return ops.argmin(distances + self.rate_weight * bits, axis=-1), distances
+        return first_argmin(distances + self.rate_weight * bits, axis=-1), distances
 
     def _lookup_scaled(self, indices):
         """Codebook vectors of (..., G) indices: (..., G, d)."""

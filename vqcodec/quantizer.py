@@ -86,6 +86,17 @@ def _random_rows(flat, count, seed_generator):
 _THREAD_LOSSES = threading.local()
 
 
+def first_argmin(values, axis: int = -1):
+    """Index of the smallest value along ``axis`` (the first one on ties).
+
+    Why not ``ops.argmin``: on CPU the TensorFlow backend wraps float argmin in
+    a bit-cast fix for flushed denormals, and bit casts have no ONNX
+    counterpart, so the model's index functions could not be exported.
+    """
+    best = ops.min(values, axis=axis, keepdims=True)
+    return ops.argmax(ops.cast(ops.less_equal(values, best), "int32"), axis=axis)
+
+
 def _nearest_codes(flat, codebook):
     """Index of the nearest codebook row (L2) for every row of ``flat``."""
     distances = (
@@ -93,7 +104,7 @@ def _nearest_codes(flat, codebook):
         - 2.0 * ops.matmul(flat, ops.transpose(codebook))
         + ops.sum(ops.square(codebook), axis=1)[None, :]
     )
-    return ops.argmin(distances, axis=1)
+    return first_argmin(distances, axis=1)
 
 
 @keras.saving.register_keras_serializable(package="vqcodec")
@@ -436,11 +447,17 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         return ops.stack(indices, axis=-1)
 
     def lookup(self, indices):
-        """Sum of the stage vectors named by ``indices`` (trailing stage axis)."""
+        """Sum of the stage vectors named by ``indices`` (trailing stage axis).
+
+        An index of -1 adds nothing: a graph traced for all stages then also
+        decodes the lower qualities (their missing stages marked -1).
+        """
         n = self._check_stages(indices.shape[-1])
         total = 0.0
         for s in range(n):
-            total = total + self.stages[s].lookup(indices[..., s])
+            index = ops.cast(indices[..., s], "int32")
+            vectors = self.stages[s].lookup(ops.maximum(index, 0))
+            total = total + vectors * ops.cast(ops.expand_dims(index >= 0, -1), vectors.dtype)
         return total
 
     def replica_loss(self):

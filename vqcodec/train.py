@@ -374,6 +374,13 @@ def _train(
     exported.set_coding_tables(tables.to_array())
     atomic_save(exported, output)
     print(f"saved {output} ({output.stat().st_size / 1e6:.1f} MB)", flush=True)
+    if keras.backend.backend() == "tensorflow":
+        from vqcodec.export import export_model
+
+        encode_path, decode_path = export_model(output)
+        print(f"exported {encode_path.name} and {decode_path.name} (the fast runtime's graphs)", flush=True)
+    else:
+        print(f"not exported (needs the TensorFlow backend): run 'vqcodec export {output}'", flush=True)
     return exported
 
 

@@ -1,0 +1,64 @@
+"""``vqcodec export``: trace a model's index functions to ONNX for :class:`vqcodec.runtime.ExportedModel`.
+
+Why tf2onnx on the model's own ``encode_to_indices``/``decode_from_indices``:
+the exported graphs are the model's code, quantiser included, so no second
+implementation has to be kept in step. Needs the TensorFlow backend.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vqcodec.atomic_write import write_atomic
+from vqcodec.runtime import METADATA_KEY, encode_metadata, export_paths, source_digest
+
+__all__ = ["export_model"]
+
+OPSET = 17
+
+
+def export_model(model_path: str | os.PathLike) -> tuple[Path, Path]:
+    """Writes ``MODEL.encode.onnx`` and ``MODEL.decode.onnx`` beside ``model_path``; returns their paths."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"exporting needs the TensorFlow backend (KERAS_BACKEND is {keras.backend.backend()!r})")
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    from vqcodec import codec
+
+    model_path = Path(model_path)
+    model = codec.load_model(model_path)
+    stages = int(model.num_stages)
+
+    def with_stage_axis(indices):
+        return indices[..., None] if stages == 1 else indices
+
+    def without_stage_axis(indices):
+        return indices[..., 0] if stages == 1 else indices
+
+    encode = tf.function(lambda x: tf.cast(with_stage_axis(model.encode_to_indices(x, num_stages=stages)), tf.int32))
+    decode = tf.function(lambda i: model.decode_from_indices(without_stage_axis(i)))
+    tables = getattr(model, "coding_tables", None)
+    metadata = encode_metadata(
+        codec.model_fingerprint(model),
+        None if tables is None else keras.ops.convert_to_numpy(tables),
+        stages,
+        int(model.num_embeddings),
+        codec.STRIDE,
+        source_digest(model_path),
+    )
+    paths = export_paths(model_path)
+    specs = (
+        [tf.TensorSpec([1, None, None, 3], tf.float32, name="image")],
+        [tf.TensorSpec([1, None, None, stages], tf.int32, name="indices")],
+    )
+    for fn, spec, path in zip((encode, decode), specs, paths):
+        proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET)
+        onnx.helper.set_model_props(proto, {METADATA_KEY: metadata})
+        data = proto.SerializeToString()
+        write_atomic(path, lambda f: f.write(data), overwrite=True)
+    return paths

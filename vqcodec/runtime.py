@@ -1,0 +1,148 @@
+"""The exported model: the network's index functions run by onnxruntime, without Keras.
+
+Why: importing Keras and TensorFlow costs seconds and most of a gigabyte,
+while the network itself runs in a fraction of a second. ``vqcodec export``
+(:mod:`vqcodec.export`) writes ``MODEL.encode.onnx`` and ``MODEL.decode.onnx``
+beside ``MODEL.keras``: the model's own ``encode_to_indices`` (all stages) and
+``decode_from_indices``, traced, so no model logic is written twice. Their
+metadata holds the model's fingerprint, its coding tables, its quality levels
+and the SHA-256 of the ``.keras`` file they came from, so an export that no
+longer matches its model is refused instead of producing wrong files.
+
+This module imports numpy, onnxruntime and ``bitstream`` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+import bitstream
+
+__all__ = ["ExportedModel", "StaleExportError", "export_paths", "has_export", "source_digest", "METADATA_KEY"]
+
+#: Key of the JSON metadata in both ONNX files.
+METADATA_KEY = "vqcodec"
+EXPORT_VERSION = 1
+
+
+class StaleExportError(ValueError):
+    """The export beside a model was made from another version of that model."""
+
+
+def export_paths(model_path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(MODEL.encode.onnx, MODEL.decode.onnx)`` beside ``MODEL.keras``."""
+    p = Path(model_path)
+    stem = p.with_suffix("") if p.suffix == ".keras" else p
+    return stem.with_name(stem.name + ".encode.onnx"), stem.with_name(stem.name + ".decode.onnx")
+
+
+def has_export(model_path: str | os.PathLike) -> bool:
+    return all(p.is_file() for p in export_paths(model_path))
+
+
+def source_digest(model_path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a ``.keras`` file: what an export records to recognise its model."""
+    h = hashlib.sha256()
+    with open(model_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def encode_metadata(
+    fingerprint: bytes, tables: np.ndarray | None, num_stages: int, num_embeddings: int, stride: int, digest: str
+) -> str:
+    """The JSON string both ONNX files carry."""
+    tables_b64 = None
+    if tables is not None:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(tables), allow_pickle=False)
+        tables_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
+    return json.dumps(
+        {
+            "export_version": EXPORT_VERSION,
+            "fingerprint": fingerprint.hex(),
+            "num_stages": int(num_stages),
+            "num_embeddings": int(num_embeddings),
+            "stride": int(stride),
+            "source_sha256": digest,
+            "tables": tables_b64,
+        }
+    )
+
+
+class ExportedModel:
+    """A codec model run by onnxruntime: ``encode_to_indices`` and ``decode_from_indices`` on numpy arrays.
+
+    ``threads``: onnxruntime's intra-op threads (None: its default, all cores).
+    ``check_source``: verify that the export was made from ``model_path``'s current bytes.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True):
+        import onnxruntime as ort
+
+        self.path = Path(model_path)
+        encode_path, decode_path = export_paths(self.path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        self._encode = ort.InferenceSession(str(encode_path), options, providers=providers)
+        self._decode = ort.InferenceSession(str(decode_path), options, providers=providers)
+        meta = [_metadata(s, p) for s, p in ((self._encode, encode_path), (self._decode, decode_path))]
+        if meta[0] != meta[1]:
+            raise StaleExportError(f"{encode_path.name} and {decode_path.name} come from different models; export again")
+        meta = meta[0]
+        if check_source and self.path.is_file() and meta["source_sha256"] != source_digest(self.path):
+            raise StaleExportError(
+                f"{encode_path.name} was exported from another version of {self.path.name}; "
+                f"run 'vqcodec export {self.path}' again"
+            )
+        self.fingerprint = bytes.fromhex(meta["fingerprint"])
+        self.num_stages = int(meta["num_stages"])
+        self.num_embeddings = int(meta["num_embeddings"])
+        self.stride = int(meta["stride"])
+        self.coding_tables = None
+        if meta["tables"] is not None:
+            array = np.load(io.BytesIO(base64.b64decode(meta["tables"])), allow_pickle=False)
+            self.coding_tables = bitstream.CodingTables.from_array(array)
+        self._encode_input = self._encode.get_inputs()[0].name
+        self._decode_input = self._decode.get_inputs()[0].name
+
+    def encode_to_indices(self, x: np.ndarray, num_stages: int) -> np.ndarray:
+        """Indices ``(1, H/stride, W/stride, num_stages)`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1]."""
+        indices = self._encode.run(None, {self._encode_input: np.ascontiguousarray(x, np.float32)})[0]
+        return indices[..., :num_stages]  # greedy residual stages: a prefix is the lower quality
+
+    def decode_from_indices(self, indices: np.ndarray) -> np.ndarray:
+        """Float image ``(1, H, W, 3)`` from indices ``(1, h, w, S)`` of any ``S <= num_stages``."""
+        return self._decode.run(None, {self._decode_input: _pad_stages(indices, self.num_stages)})[0]
+
+
+def _pad_stages(indices: np.ndarray, num_stages: int) -> np.ndarray:
+    """The decoder graph takes all stages: missing ones are marked -1 (no vector added)."""
+    indices = np.asarray(indices, np.int32)
+    missing = num_stages - indices.shape[-1]
+    if missing:
+        indices = np.concatenate([indices, np.full(indices.shape[:-1] + (missing,), -1, np.int32)], axis=-1)
+    return np.ascontiguousarray(indices)
+
+
+def _metadata(session, path: Path) -> dict:
+    props = session.get_modelmeta().custom_metadata_map
+    try:
+        meta = json.loads(props[METADATA_KEY])
+    except (KeyError, ValueError):
+        raise StaleExportError(f"{path} is not a vqcodec export (no {METADATA_KEY!r} metadata)") from None
+    if meta.get("export_version") != EXPORT_VERSION:
+        raise StaleExportError(f"{path} is export version {meta.get('export_version')}; run 'vqcodec export' again")
+    return meta
