@@ -207,7 +207,37 @@ def make_large_image(source: Path, megapixels: float, directory: Path) -> Path:
     return path
 
 
+# Stage split of one compress and one decompress in a fresh process, default (exported) runtime.
+_SPLIT = (
+    "import json, sys, time\n"
+    "t0 = time.perf_counter()\n"
+    "from vqcodec import codec\n"
+    "import onnxruntime\n"
+    "t1 = time.perf_counter()\n"
+    "model = codec.load_model(None if sys.argv[3] == '-' else sys.argv[3])\n"
+    "t2 = time.perf_counter()\n"
+    "enc, dec = {}, {}\n"
+    "data = codec.compress(sys.argv[1], int(sys.argv[2]), model, timings=enc)\n"
+    "t3 = time.perf_counter()\n"
+    "codec.decompress(data, model, timings=dec)\n"
+    "t4 = time.perf_counter()\n"
+    "print(json.dumps({'runtime': type(model).__name__, 'imports_s': t1 - t0, 'model_load_s': t2 - t1,\n"
+    "                  'compress': {**enc, 'total_s': t3 - t2}, 'decompress': {**dec, 'total_s': t4 - t3}}))\n"
+)
+
+
+def stage_split(image_path: Path, quality: int, model: str | None) -> dict:
+    """Imports, model load, network (quantiser included) and entropy coding of the default runtime, fresh process."""
+    env = ours.cli_command(model_path=None)[1]
+    proc = subprocess.run([sys.executable, "-c", _SPLIT, str(image_path), str(quality), model or "-"],
+                          env=env, capture_output=True, timeout=600)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.decode("utf-8", "replace")[-2000:]}
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
 def whole_process(image_path: Path, quality: int, model: str | None, large_mp: float, repeat: int) -> dict:
+    """CLI runs with the default runtime (the export, onnxruntime) and with ``--runtime keras`` as the baseline."""
     out = {"image": str(image_path), "quality": quality}
     with tempfile.TemporaryDirectory(prefix="vqcodec-speed-") as tmp:
         tmp = Path(tmp)
@@ -215,25 +245,29 @@ def whole_process(image_path: Path, quality: int, model: str | None, large_mp: f
         out["startup_import_keras"] = _best_of(
             lambda: run_measured([sys.executable, "-c", "import keras"], env=env), repeat)
 
-        def pair(src: Path, tag: str, repeat: int) -> dict:
+        def pair(src: Path, tag: str, repeat: int, runtime: str) -> dict:
             vqc, png = tmp / f"{tag}.vqc", tmp / f"{tag}.png"
             argv, env = ours.cli_command("compress", str(src), "-o", str(vqc), "-q", str(quality), "--force",
-                                         model_path=model)
+                                         "--runtime", runtime, model_path=model)
             comp = _best_of(lambda: run_measured(argv, env=env), repeat)
-            res = {"pixels": _pixels(src), "compress": comp}
+            res = {"pixels": _pixels(src), "runtime": runtime, "compress": comp}
             if comp["returncode"] == 0 and vqc.exists():
                 res["bytes"] = vqc.stat().st_size
-                argv, env = ours.cli_command("decompress", str(vqc), "-o", str(png), "--force", model_path=model)
+                argv, env = ours.cli_command("decompress", str(vqc), "-o", str(png), "--force",
+                                             "--runtime", runtime, model_path=model)
                 res["decompress"] = _best_of(lambda: run_measured(argv, env=env), repeat)
             return res
 
-        out["one_image"] = pair(image_path, "one", repeat)
+        for runtime in ("auto", "keras"):
+            out[f"one_image_{runtime}"] = pair(image_path, "one", repeat, runtime)
+        out["split"] = stage_split(image_path, quality, model)
         if large_mp > 0:
             big = make_large_image(image_path, large_mp, tmp)
             with Image.open(big) as im:
                 size = list(im.size)
-            out["large_image"] = {"made_from": str(image_path), "size": size,
-                                  **pair(big, "large", 1)}  # memory is the point: one run
+            for runtime in ("auto", "keras"):  # memory is the point: one run each
+                out[f"large_image_{runtime}"] = {"made_from": str(image_path), "size": size,
+                                                 **pair(big, "large", 1, runtime)}
     return out
 
 
@@ -295,16 +329,31 @@ def table(result: dict) -> str:
         st = wp["startup_import_keras"]
         lines.append(f"| python -c 'import keras' (start-up floor) | | {st['wall_s']:.2f} | {st['peak_rss_mib']:.0f} |")
         for tag in ("one_image", "large_image"):
-            part = wp.get(tag)
-            if not part:
-                continue
-            for step in ("compress", "decompress"):
-                r = part.get(step)
-                if r is None:
+            base = wp.get(f"{tag}_keras")
+            for runtime in ("auto", "keras"):
+                part = wp.get(f"{tag}_{runtime}")
+                if not part:
                     continue
-                status = "" if r["returncode"] == 0 else f" (FAILED rc={r['returncode']})"
-                lines.append(f"| {tag.replace('_', ' ')}: {step} -q {wp['quality']}{status} | "
-                             f"{part['pixels'] / 1e6:.2f} MP | {r['wall_s']:.2f} | {r['peak_rss_mib']:.0f} |")
+                label = "default runtime" if runtime == "auto" else "--runtime keras (baseline)"
+                for step in ("compress", "decompress"):
+                    r = part.get(step)
+                    if r is None:
+                        continue
+                    status = "" if r["returncode"] == 0 else f" (FAILED rc={r['returncode']})"
+                    ratio = ""
+                    if runtime == "auto" and base and base.get(step) and r["wall_s"] > 0:
+                        ratio = f" ({base[step]['wall_s'] / r['wall_s']:.1f}x faster)"
+                    lines.append(f"| {tag.replace('_', ' ')}: {step} -q {wp['quality']}, {label}{status} | "
+                                 f"{part['pixels'] / 1e6:.2f} MP | {r['wall_s']:.2f}{ratio} | {r['peak_rss_mib']:.0f} |")
+        split = wp.get("split")
+        if split and "error" not in split:
+            lines += ["", f"Default runtime ({split['runtime']}), one fresh process, seconds:", "",
+                      "| imports | model load | compress: network (quantiser included) / entropy / total "
+                      "| decompress: network / entropy / total |", "|---|---|---|---|",
+                      f"| {split['imports_s']:.3f} | {split['model_load_s']:.3f} | "
+                      f"{split['compress']['network']:.3f} / {split['compress']['entropy']:.3f} / "
+                      f"{split['compress']['total_s']:.3f} | {split['decompress']['network']:.3f} / "
+                      f"{split['decompress']['entropy']:.3f} / {split['decompress']['total_s']:.3f} |"]
         lines.append("")
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ See FORMAT.md for the byte-level specification.
 """
 
 from .coding import decode_indices, encode_indices
-from .container import DEFAULT_MAX_PIXELS, FORMAT_VERSION, MAGIC, MODES, Header, pack, read_header, unpack
+from .container import DEFAULT_MAX_PIXELS, FORMAT_VERSION, KINDS, MAGIC, MODES, Header, pack, read_header, unpack
 from .errors import (
     ChecksumError,
     CorruptDataError,
@@ -30,6 +30,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "MODES",
+    "KINDS",
     "FormatError",
     "NotVQCError",
     "UnsupportedVersionError",

@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT_VERSION",
     "DEFAULT_MAX_PIXELS",
     "MODES",
+    "KINDS",
     "Header",
     "pack",
     "unpack",
@@ -30,8 +31,13 @@ __all__ = [
 
 #: First three bytes of every .vqc file.
 MAGIC = b"VQC"
-#: Format version written by :func:`pack`; the only one :func:`unpack` reads.
-FORMAT_VERSION = 1
+#: Format version written by :func:`pack`.
+FORMAT_VERSION = 2
+#: Versions :func:`unpack` reads (version 1: learned payloads only, no kind byte).
+READABLE_VERSIONS = (1, 2)
+
+#: Payload kinds, in the order of their code in the kind byte.
+KINDS = ("learned", "lossless")
 #: Default decompression-bomb guard (like Pillow's ``MAX_IMAGE_PIXELS``):
 #: files announcing more pixels than this are refused before any allocation.
 DEFAULT_MAX_PIXELS = 2**28
@@ -53,38 +59,49 @@ MAX_SECTION = 1 << 34
 class Header:
     """Everything a decoder needs to know besides the payloads.
 
-    ``model_fingerprint``: 8 bytes identifying the model weights and tables.
+    ``kind``: ``"learned"`` (codebook indices of a model) or ``"lossless"``
+    (the pixels in a lossless image file; no model involved).
+    ``model_fingerprint``: 8 bytes identifying the model weights and tables
+    (learned only; None for lossless).
     ``width``, ``height``: original image size in pixels.
     ``mode``: channel layout, one of ``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``.
-    ``num_stages``: number of quantiser stages coded (the quality level).
-    ``latent_height``, ``latent_width``: shape of the coded index grids.
+    ``num_stages``: number of quantiser stages coded (the quality level; 0 for lossless).
+    ``latent_height``, ``latent_width``: shape of the coded index grids (0 for lossless).
     ``tile_size``: latent tile size used by the tiled decoder, 0 = untiled.
     """
 
-    model_fingerprint: bytes
+    model_fingerprint: bytes | None
     width: int
     height: int
     mode: str
-    num_stages: int
-    latent_height: int
-    latent_width: int
+    num_stages: int = 0
+    latent_height: int = 0
+    latent_width: int = 0
     tile_size: int = 0
+    kind: str = "learned"
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        learned = self.kind == "learned"
         fp = self.model_fingerprint
-        if not isinstance(fp, (bytes, bytearray)) or len(fp) != FINGERPRINT_SIZE:
-            raise ValueError(f"model_fingerprint must be {FINGERPRINT_SIZE} bytes, got {fp!r}")
-        if isinstance(fp, bytearray):
-            object.__setattr__(self, "model_fingerprint", bytes(fp))
+        if learned:
+            if not isinstance(fp, (bytes, bytearray)) or len(fp) != FINGERPRINT_SIZE:
+                raise ValueError(f"model_fingerprint must be {FINGERPRINT_SIZE} bytes, got {fp!r}")
+            if isinstance(fp, bytearray):
+                object.__setattr__(self, "model_fingerprint", bytes(fp))
+        elif fp is not None:
+            raise ValueError("a lossless header has no model fingerprint")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        low = 1 if learned else 0
         for name, lo, hi in (
             ("width", 1, MAX_DIMENSION),
             ("height", 1, MAX_DIMENSION),
-            ("num_stages", 1, MAX_STAGES),
-            ("latent_height", 1, MAX_DIMENSION),
-            ("latent_width", 1, MAX_DIMENSION),
-            ("tile_size", 0, MAX_TILE_SIZE),
+            ("num_stages", low, MAX_STAGES if learned else 0),
+            ("latent_height", low, MAX_DIMENSION if learned else 0),
+            ("latent_width", low, MAX_DIMENSION if learned else 0),
+            ("tile_size", 0, MAX_TILE_SIZE if learned else 0),
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -105,10 +122,20 @@ class Header:
     def has_alpha(self) -> bool:
         return self.mode in _ALPHA_MODES
 
+    @property
+    def has_alpha_section(self) -> bool:
+        """Learned files keep alpha in a section of its own; a lossless payload holds it inside."""
+        return self.has_alpha and self.kind == "learned"
+
 
 def _encode_header(header: Header) -> bytes:
     out = bytearray(MAGIC)
     out.append(FORMAT_VERSION)
+    out.append(KINDS.index(header.kind))
+    if header.kind == "lossless":
+        out.append(MODES.index(header.mode))
+        out += encode_uvarint(header.width) + encode_uvarint(header.height)
+        return bytes(out)
     out += header.model_fingerprint
     out.append(MODES.index(header.mode))
     for v in (
@@ -124,18 +151,21 @@ def _encode_header(header: Header) -> bytes:
 
 
 def pack(header: Header, index_payload: bytes, alpha_payload: bytes = b"") -> bytes:
-    """Assemble a .vqc file from a header and its payload sections."""
+    """Assemble a .vqc file from a header and its payload sections.
+
+    For a lossless header ``index_payload`` is the lossless image file, alpha included.
+    """
     if not isinstance(header, Header):
         raise TypeError(f"header must be a bitstream.Header, got {type(header).__name__}")
     index_payload = bytes(index_payload)
     alpha_payload = bytes(alpha_payload)
-    if alpha_payload and not header.has_alpha:
-        raise ValueError(f"mode {header.mode!r} has no alpha channel but an alpha payload was given")
+    if alpha_payload and not header.has_alpha_section:
+        raise ValueError(f"a {header.kind} {header.mode!r} file has no alpha section but an alpha payload was given")
     if len(index_payload) > MAX_SECTION or len(alpha_payload) > MAX_SECTION:
         raise ValueError("payload too large")
     out = bytearray(_encode_header(header))
     out += encode_uvarint(len(index_payload))
-    if header.has_alpha:
+    if header.has_alpha_section:
         out += encode_uvarint(len(alpha_payload))
     out += index_payload
     out += alpha_payload
@@ -143,7 +173,7 @@ def pack(header: Header, index_payload: bytes, alpha_payload: bytes = b"") -> by
     return bytes(out)
 
 
-def _check_magic(data: bytes) -> None:
+def _check_magic(data: bytes) -> int:
     if len(data) < len(MAGIC) + 1:
         if MAGIC.startswith(bytes(data[: len(MAGIC)])) and len(data) > 0:
             raise TruncatedError(f"file is truncated: only {len(data)} bytes, too short for a .vqc header")
@@ -153,29 +183,46 @@ def _check_magic(data: bytes) -> None:
             f"not a .vqc file: it starts with {bytes(data[:len(MAGIC)])!r}, expected {MAGIC!r}"
         )
     version = data[len(MAGIC)]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedVersionError(
-            f"unsupported .vqc format version {version}; this reader understands version {FORMAT_VERSION}"
+            f"unsupported .vqc format version {version}; this reader understands versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (a newer vqcodec may read it)"
         )
+    return version
 
 
 def _parse_header(data: bytes) -> tuple[Header, int]:
-    """Parse the fixed header; return ``(header, position after tile_size)``."""
-    _check_magic(data)
+    """Parse the fixed header; return ``(header, position after it)``."""
+    version = _check_magic(data)
     pos = len(MAGIC) + 1
-    if len(data) < pos + FINGERPRINT_SIZE + 1:
+    kind = "learned"
+    if version >= 2:
+        if len(data) < pos + 1:
+            raise TruncatedError("file is truncated: it ends inside the header")
+        if data[pos] >= len(KINDS):
+            raise CorruptDataError(f"invalid payload-kind code {data[pos]} (valid codes: 0-{len(KINDS) - 1})")
+        kind = KINDS[data[pos]]
+        pos += 1
+    fingerprint = None
+    if kind == "learned":
+        if len(data) < pos + FINGERPRINT_SIZE + 1:
+            raise TruncatedError("file is truncated: it ends inside the header")
+        fingerprint = bytes(data[pos : pos + FINGERPRINT_SIZE])
+        pos += FINGERPRINT_SIZE
+    if len(data) < pos + 1:
         raise TruncatedError("file is truncated: it ends inside the header")
-    fingerprint = bytes(data[pos : pos + FINGERPRINT_SIZE])
-    pos += FINGERPRINT_SIZE
     mode_byte = data[pos]
     pos += 1
     if mode_byte >= len(MODES):
         raise CorruptDataError(f"invalid channel-layout code {mode_byte} (valid codes: 0-{len(MODES) - 1})")
+    names = ("width", "height") if kind == "lossless" else (
+        "width", "height", "num_stages", "latent_height", "latent_width", "tile_size"
+    )
     fields = {}
-    for name in ("width", "height", "num_stages", "latent_height", "latent_width", "tile_size"):
+    for name in names:
         fields[name], pos = decode_uvarint(data, pos, name)
     try:
-        header = Header(model_fingerprint=fingerprint, mode=MODES[mode_byte], **fields)
+        header = Header(model_fingerprint=fingerprint, mode=MODES[mode_byte], kind=kind, **fields)
     except ValueError as exc:
         raise CorruptDataError(f"invalid header: {exc}") from None
     return header, pos
@@ -187,7 +234,7 @@ def read_header(data: bytes) -> Header:
     Does not verify the checksum or the payloads, nor apply a pixel limit.
     Raises :class:`FormatError` if the header itself is malformed.
     """
-    return _parse_header(bytes(data[:64]))[0]  # a header is at most 43 bytes
+    return _parse_header(bytes(data[:64]))[0]  # a header is at most 44 bytes
 
 
 def unpack(
@@ -197,6 +244,8 @@ def unpack(
     expected_fingerprint: bytes | None = None,
 ) -> tuple[Header, bytes, bytes]:
     """Parse and verify a .vqc file; return ``(header, index_payload, alpha_payload)``.
+
+    For a lossless file the middle item is the lossless image file and the last is empty.
 
     ``max_pixels``: refuse images with more pixels than this (None = no limit).
     ``expected_fingerprint``: if given, refuse files made by another model.
@@ -208,7 +257,7 @@ def unpack(
     header, pos = _parse_header(data)
     index_len, pos = decode_uvarint(data, pos, "index payload length")
     alpha_len = 0
-    if header.has_alpha:
+    if header.has_alpha_section:
         alpha_len, pos = decode_uvarint(data, pos, "alpha payload length")
     end = pos + index_len + alpha_len
     if len(data) < end + CRC_SIZE:
@@ -230,7 +279,11 @@ def unpack(
             f"image is {header.width}x{header.height} = {header.pixels} pixels, more than the limit of "
             f"{max_pixels}; pass a larger max_pixels if you trust this file"
         )
-    if expected_fingerprint is not None and header.model_fingerprint != bytes(expected_fingerprint):
+    if (
+        expected_fingerprint is not None
+        and header.kind == "learned"
+        and header.model_fingerprint != bytes(expected_fingerprint)
+    ):
         raise ModelMismatchError(
             f"file was made by model {header.model_fingerprint.hex()}, but this model is "
             f"{bytes(expected_fingerprint).hex()}; decode it with the model that made it"

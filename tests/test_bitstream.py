@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import bitstream
 from bitstream import (
     ChecksumError,
+    CorruptDataError,
     CodingTables,
     FormatError,
     Header,
@@ -361,13 +362,41 @@ def _header(**kw):
     return Header(**base)
 
 
+def test_version_1_files_still_read():
+    """Version 1 had no kind byte: its learned files read as they always did."""
+    v2 = pack(_header(mode="RGBA"), b"\x01\x02", b"\x03")
+    body = v2[:3] + b"\x01" + v2[5:-4]
+    v1 = body + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
+    assert unpack(v1) == unpack(v2) == (_header(mode="RGBA"), b"\x01\x02", b"\x03")
+
+
+def test_lossless_header_round_trip_and_rules():
+    header = Header(None, 40, 30, "LA", kind="lossless")
+    data = pack(header, b"PNGDATA")
+    assert unpack(data, expected_fingerprint=FP) == (header, b"PNGDATA", b"")  # no model: any model reads it
+    assert read_header(data).kind == "lossless"
+    with pytest.raises(ValueError, match="no model fingerprint"):
+        Header(FP, 40, 30, "L", kind="lossless")
+    with pytest.raises(ValueError, match="num_stages"):
+        Header(None, 40, 30, "L", num_stages=2, kind="lossless")
+    with pytest.raises(ValueError, match="no alpha section"):
+        pack(header, b"x", b"alpha")
+    bad = bytearray(data)
+    bad[4] = 7
+    with pytest.raises(CorruptDataError, match="payload-kind code 7"):
+        read_header(bytes(bad))
+
+
 def test_fixed_overhead_is_small():
-    # 768x512 RGB, 8 stages, 64x96 latents: 3 magic + 1 version + 8 fingerprint
+    # 768x512 RGB, 8 stages, 64x96 latents: 3 magic + 1 version + 1 kind + 8 fingerprint
     # + 1 mode + 2 + 2 (size) + 1 stages + 1 + 1 (latent) + 1 tile + 1 length + 4 CRC
-    assert len(pack(_header(), b"")) == 26
-    assert len(pack(_header(mode="RGBA"), b"", b"")) == 27
+    assert len(pack(_header(), b"")) == 27
+    assert len(pack(_header(mode="RGBA"), b"", b"")) == 28
     payload = b"x" * 5000  # a ~0.1 bpp Kodak file
-    assert len(pack(_header(), payload)) - len(payload) == 27  # 2-byte length varint
+    assert len(pack(_header(), payload)) - len(payload) == 28  # 2-byte length varint
+    # lossless: 3 magic + 1 version + 1 kind + 1 mode + 2 + 2 (size) + 2 length + 4 CRC
+    lossless = Header(None, 768, 512, "RGBA", kind="lossless")
+    assert len(pack(lossless, payload)) - len(payload) == 16
 
 
 def test_header_validation():
@@ -390,8 +419,8 @@ def test_unpack_errors_are_specific():
         unpack(b"\x89PNG\r\n\x1a\n" + data)
     with pytest.raises(NotVQCError):
         unpack(b"")
-    with pytest.raises(UnsupportedVersionError, match="version 2"):
-        unpack(data[:3] + b"\x02" + data[4:])
+    with pytest.raises(UnsupportedVersionError, match="version 3; this reader understands versions 1, 2"):
+        unpack(data[:3] + b"\x03" + data[4:])
     for cut in range(1, len(data)):
         with pytest.raises(TruncatedError, match="truncated"):
             unpack(data[:cut])

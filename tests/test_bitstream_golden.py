@@ -20,7 +20,11 @@ GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
+LEARNED = [e for e in MANIFEST if e["header"]["kind"] == "learned"]
+LOSSLESS = [e for e in MANIFEST if e["header"]["kind"] == "lossless"]
+
+
+@pytest.mark.parametrize("entry", LEARNED, ids=[e["file"] for e in LEARNED])
 def test_golden_file_decodes_identically(entry):
     data = (GOLDEN / entry["file"]).read_bytes()
     assert len(data) == entry["size"]
@@ -43,3 +47,21 @@ def test_golden_file_decodes_identically(entry):
 def test_golden_tables_exercise_the_context_model():
     t = bitstream.CodingTables.from_array(np.load(GOLDEN / "tables_3x16.npy"))
     assert t.num_buckets > 1 and t.boost.any()
+
+
+@pytest.mark.parametrize("entry", LOSSLESS, ids=[e["file"] for e in LOSSLESS])
+def test_golden_lossless_file(entry):
+    data = (GOLDEN / entry["file"]).read_bytes()
+    assert len(data) == entry["size"]
+    header = bitstream.Header(**entry["header"])
+    assert bitstream.unpack(data) == (header, bytes.fromhex(entry["payload"]), b"")
+    assert bitstream.pack(header, bytes.fromhex(entry["payload"])) == data
+
+
+def test_version_1_golden_file_still_decodes():
+    """A file written by format version 1 (no kind byte) reads as the same learned file."""
+    entry = next(e for e in MANIFEST if e["file"] == "rgb_3x16.vqc")
+    legacy = (GOLDEN / "legacy_v1_rgb_3x16.vqc").read_bytes()
+    assert legacy[3] == 1
+    current = (GOLDEN / entry["file"]).read_bytes()
+    assert bitstream.unpack(legacy) == bitstream.unpack(current)

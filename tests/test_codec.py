@@ -152,7 +152,7 @@ def test_bad_quality(model):
 def test_odd_sizes(model, size):
     w, h = size
     a = _smooth(h, w)
-    data = codec.compress(a, 2, model)
+    data = codec.compress(a, 2, model, lossless=False)
     header, grid = codec.read_indices(data, model)
     assert grid.shape == (2, -(-h // 8), -(-w // 8))
     # padding is edge replication, so the indices match an explicitly edge-padded image
@@ -213,7 +213,7 @@ EXPECTED_MODE = {
 @pytest.mark.parametrize("mode", sorted(EXPECTED_MODE))
 def test_colour_modes(model, mode, tmp_path):
     img = _make(mode)
-    data = codec.compress(img, 2, model)
+    data = codec.compress(img, 2, model, lossless=False)
     header = bitstream.read_header(data)
     assert header.mode == EXPECTED_MODE[mode]
     out = codec.decompress(data, model)
@@ -325,7 +325,7 @@ def test_default_tiling_policy(model):
 
 
 def test_corrupt_inputs(model, other_tiny_model_path):
-    data = codec.compress(_smooth(16, 16), 2, model)
+    data = codec.compress(_smooth(16, 16), 2, model, lossless=False)
     with pytest.raises(bitstream.TruncatedError):
         codec.decompress(data[:-5], model)
     with pytest.raises(bitstream.ChecksumError):
@@ -338,7 +338,7 @@ def test_corrupt_inputs(model, other_tiny_model_path):
 
 def test_decoded_pixels_are_the_models_decoding_of_the_decoded_indices(model):
     a = _smooth(44, 60)  # 6x8 latents, cropped back to 44x60 pixels
-    data = codec.compress(a, 3, model)
+    data = codec.compress(a, 3, model, lossless=False)
     _, grid = codec.read_indices(data, model)
     y = np.asarray(model.decode_from_indices(np.moveaxis(grid, 0, -1)[None]))[0]
     expected = np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)[:44, :60]

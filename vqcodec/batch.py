@@ -63,7 +63,7 @@ class Outcome:
     width: int = 0
     height: int = 0
     mode: str = ""
-    quality: int | None = None
+    coding: str = ""
     psnr: float | None = None
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -219,10 +219,9 @@ def _write(target: Path, write) -> None:
         raise OSError(f"cannot write {target}: {exc.strerror or exc}") from exc
 
 
-def _code_one(model, task: Task, direction: str, quality: int | None, measure_psnr: bool, progress) -> Outcome:
+def _code_one(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress) -> Outcome:
     import numpy as np
 
-    import bitstream
     from vqcodec import codec
     from vqcodec.metrics import psnr
 
@@ -235,15 +234,15 @@ def _code_one(model, task: Task, direction: str, quality: int | None, measure_ps
             img = codec.load_image(task.source)
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"cannot read the image: {describe(exc)}") from exc
-        data = codec.compress(img, quality=quality, model=model, progress=progress)
+        data = codec.compress(img, model=model, progress=progress, **options)
         _write(task.target, lambda f: f.write(data))
-        header = bitstream.read_header(data)
+        coding = codec.describe_coding(data)
         db = None
         if measure_psnr:
             decoded = codec.decompress(data, model=model)
             db = psnr(np.asarray(img.convert("RGB")), np.asarray(decoded.convert("RGB")))
         return Outcome(
-            task, "done", None, in_bytes, len(data), img.width, img.height, img.mode, header.num_stages, db,
+            task, "done", None, in_bytes, len(data), img.width, img.height, img.mode, coding, db,
             time.perf_counter() - t0,
         )
     img = codec.decompress(task.source.read_bytes(), model=model, progress=progress)
@@ -264,14 +263,14 @@ def _code_one(model, task: Task, direction: str, quality: int | None, measure_ps
     )
 
 
-def _attempt(model, task: Task, direction: str, quality, measure_psnr: bool, progress) -> Outcome:
+def _attempt(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress) -> Outcome:
     """Codes one task; its failure and vqcodec's own warnings (one line each) go into the outcome."""
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            outcome = _code_one(model, task, direction, quality, measure_psnr, progress)
+            outcome = _code_one(model, task, direction, options, measure_psnr, progress)
         except Exception as exc:
             outcome = Outcome(task, "failed", describe(exc), traceback="".join(traceback.format_exception(exc)))
     for w in caught:
@@ -287,7 +286,7 @@ def _attempt(model, task: Task, direction: str, quality, measure_psnr: bool, pro
 _worker: dict = {}
 
 
-def _init_worker(model_path: str | None, threads: int, progress_queue) -> None:
+def _init_worker(model_path: str | None, runtime: str, threads: int, progress_queue) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # a backend's start-up lines; workers report through their results
@@ -295,7 +294,7 @@ def _init_worker(model_path: str | None, threads: int, progress_queue) -> None:
     from vqcodec.runtime import has_export
 
     path = codec.default_model_path() if model_path is None else Path(model_path)
-    if not has_export(path):
+    if runtime == "keras" or (runtime == "auto" and not has_export(path)):
         import keras
 
         if keras.backend.backend() == "tensorflow":
@@ -303,11 +302,11 @@ def _init_worker(model_path: str | None, threads: int, progress_queue) -> None:
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
-    _worker["model"] = codec.load_model(model_path, threads=threads)
+    _worker["model"] = codec.load_model(model_path, runtime=runtime, threads=threads)
     _worker["queue"] = progress_queue
 
 
-def _worker_task(index: int, task: Task, direction: str, quality, measure_psnr: bool) -> Outcome:
+def _worker_task(index: int, task: Task, direction: str, options: dict, measure_psnr: bool) -> Outcome:
     q = _worker["queue"]
     last = [0.0]
 
@@ -316,7 +315,7 @@ def _worker_task(index: int, task: Task, direction: str, quality, measure_psnr: 
         q.put((index, fraction - last[0]))
         last[0] = fraction
 
-    return _attempt(_worker["model"], task, direction, quality, measure_psnr, progress)
+    return _attempt(_worker["model"], task, direction, options, measure_psnr, progress)
 
 
 def _run(
@@ -324,12 +323,14 @@ def _run(
     direction: str,
     *,
     model=None,
-    quality: int | None = None,
+    options: dict | None = None,
     jobs: int | None = None,
     overwrite: bool = False,
     measure_psnr: bool = False,
     progress: ProgressCallback | None = None,
+    runtime: str = "auto",
 ) -> Iterator[Outcome]:
+    options = options or {}
     finished, pending = split_finished(tasks, direction, overwrite)
     for outcome in finished:
         if progress is not None:
@@ -339,9 +340,9 @@ def _run(
         return
     jobs = default_jobs(len(pending)) if jobs is None else max(1, min(int(jobs), len(pending)))
     if jobs == 1 or not isinstance(model, (str, os.PathLike, type(None))):
-        yield from _run_here(pending, direction, model, quality, measure_psnr, progress)
+        yield from _run_here(pending, direction, model, options, measure_psnr, progress, runtime)
     else:
-        yield from _run_pool(pending, direction, model, quality, jobs, measure_psnr, progress)
+        yield from _run_pool(pending, direction, model, options, jobs, measure_psnr, progress, runtime)
 
 
 def split_finished(tasks: Iterable[Task], direction: str, overwrite: bool = False) -> tuple[list[Outcome], list[Task]]:
@@ -362,10 +363,11 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _run_here(tasks, direction, model, quality, measure_psnr, progress) -> Iterator[Outcome]:
+def _run_here(tasks, direction, model, options, measure_psnr, progress, runtime) -> Iterator[Outcome]:
     from vqcodec import codec
 
-    model = codec.load_model(model) if model is None or isinstance(model, (str, os.PathLike)) else model
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model = codec.load_model(model, runtime=runtime)
     for task in tasks:
         last = [0.0]
 
@@ -375,13 +377,13 @@ def _run_here(tasks, direction, model, quality, measure_psnr, progress) -> Itera
                 progress((fraction - last[0]) * task.pixels)
             last[0] = fraction
 
-        outcome = _attempt(model, task, direction, quality, measure_psnr, tile_progress)
+        outcome = _attempt(model, task, direction, options, measure_psnr, tile_progress)
         if progress is not None:
             progress((1.0 - last[0]) * task.pixels)
         yield outcome
 
 
-def _run_pool(tasks, direction, model, quality, jobs, measure_psnr, progress) -> Iterator[Outcome]:
+def _run_pool(tasks, direction, model, options, jobs, measure_psnr, progress, runtime) -> Iterator[Outcome]:
     cpus = os.cpu_count() or 1
     threads = max(1, cpus // jobs)
     context = multiprocessing.get_context("spawn")  # fork after a backend has started is unsafe
@@ -400,9 +402,9 @@ def _run_pool(tasks, direction, model, quality, jobs, measure_psnr, progress) ->
                 progress(delta * tasks[index].pixels)
 
     with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                                     initargs=(model_path, threads, progress_queue)) as pool:
+                                     initargs=(model_path, runtime, threads, progress_queue)) as pool:
         running = {
-            pool.submit(_worker_task, i, task, direction, quality, measure_psnr): i for i, task in enumerate(tasks)
+            pool.submit(_worker_task, i, task, direction, options, measure_psnr): i for i, task in enumerate(tasks)
         }
         try:
             while running:
@@ -431,10 +433,12 @@ def compress_files(
     *,
     model=None,
     quality: int | None = None,
+    options: dict | None = None,
     jobs: int | None = None,
     overwrite: bool = False,
     measure_psnr: bool = False,
     progress: ProgressCallback | None = None,
+    runtime: str = "auto",
 ) -> Iterator[Outcome]:
     """Compresses every task's image to its ``.vqc`` target, yielding an :class:`Outcome` per file as it finishes.
 
@@ -442,10 +446,14 @@ def compress_files(
     keeps the work in this process). ``jobs``: worker processes (None:
     :func:`default_jobs`). A target that already holds a complete ``.vqc`` is
     kept unless ``overwrite``. ``progress(pixels)`` is called as tiles finish.
+    ``runtime``: as in :func:`vqcodec.codec.load_model`. ``options``: more
+    keyword arguments of :func:`vqcodec.codec.compress` (``size``, ``psnr``,
+    ``strict``, ``lossless``).
     One file's failure is reported in its outcome and never stops the others.
     """
-    return _run(tasks, COMPRESS, model=model, quality=quality, jobs=jobs, overwrite=overwrite,
-                measure_psnr=measure_psnr, progress=progress)
+    options = {**(options or {}), **({} if quality is None else {"quality": quality})}
+    return _run(tasks, COMPRESS, model=model, options=options, jobs=jobs, overwrite=overwrite,
+                measure_psnr=measure_psnr, progress=progress, runtime=runtime)
 
 
 def decompress_files(
@@ -455,6 +463,7 @@ def decompress_files(
     jobs: int | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    runtime: str = "auto",
 ) -> Iterator[Outcome]:
     """Decompresses every task's ``.vqc`` file to its image target (format from the suffix); see :func:`compress_files`."""
-    return _run(tasks, DECOMPRESS, model=model, jobs=jobs, overwrite=overwrite, progress=progress)
+    return _run(tasks, DECOMPRESS, model=model, jobs=jobs, overwrite=overwrite, progress=progress, runtime=runtime)

@@ -351,9 +351,10 @@ def _load_model(args):
     from vqcodec.runtime import has_export
 
     path, shown = _model_path(args.model)
-    if has_export(path):
-        return codec.load_model(path)
-    if not args.quiet and sys.stderr.isatty():
+    runtime = getattr(args, "runtime", "auto")
+    if runtime == "onnx" or (runtime == "auto" and has_export(path)):
+        return codec.load_model(path, runtime="onnx")
+    if runtime == "auto" and not args.quiet and sys.stderr.isatty():
         print(f"{PROG}: notice: {shown} has no export, so it runs through Keras (seconds slower to start); "
               f"'vqcodec export {shown}' makes one", file=sys.stderr)
     with _backend_quiet(args.verbose):
@@ -365,17 +366,24 @@ def _compress_one(model, inp: str, out: str, args) -> None:
     """Standard input or output: one image, coded in this process."""
     from vqcodec import codec
 
-    data = codec.compress(_read_input(inp), quality=args.quality, model=model)
+    data = codec.compress(_read_input(inp), model=model, **_compress_options(args))
     _write_output(out, lambda f: f.write(data), args.force)
     if out != STDIO and not args.quiet:
         import bitstream
 
         h = bitstream.read_header(data)
-        print(f"{_label(inp)} -> {out}: {_compress_line(h.width, h.height, h.mode, h.num_stages, len(data))}", file=sys.stderr)
+        line = _compress_line(h.width, h.height, h.mode, codec.describe_coding(data), len(data))
+        print(f"{_label(inp)} -> {out}: {line}", file=sys.stderr)
 
 
-def _compress_line(width: int, height: int, mode: str, quality: int, nbytes: int) -> str:
-    return f"{width}x{height} {mode}, quality {quality}, {nbytes} bytes, {_bpp(nbytes, width, height):.3f} bpp"
+def _compress_options(args) -> dict:
+    """codec.compress keyword arguments from the command line."""
+    return dict(quality=args.quality, size=args.size, psnr=args.psnr, strict=args.strict,
+                lossless=True if args.lossless else None)
+
+
+def _compress_line(width: int, height: int, mode: str, coding: str, nbytes: int) -> str:
+    return f"{width}x{height} {mode}, {coding}, {nbytes} bytes, {_bpp(nbytes, width, height):.3f} bpp"
 
 
 def _output_format(out: str) -> str:
@@ -409,6 +417,34 @@ def _decompress_one(model, inp: str, out: str, args) -> None:
     _write_output(out, write, args.force)
     if out != STDIO and not args.quiet:
         print(f"{_label(inp)} -> {out}: {img.width}x{img.height} {img.mode}", file=sys.stderr)
+
+
+def _byte_size(text: str) -> int:
+    """``40000``, ``40k``, ``40kB``, ``1.5M``: bytes (k = 1000, M = 10^6)."""
+    t = text.strip().lower().removesuffix("b")
+    scale = {"k": 1000, "m": 1000**2, "g": 1000**3}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 40000, 40k, 1.5M)") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return int(round(value * scale))
+
+
+def _check_targets(args) -> None:
+    if getattr(args, "size", None) is None and getattr(args, "psnr", None) is None:
+        if getattr(args, "strict", False):
+            raise CLIError("--strict needs --size or --psnr")
+        return
+    if args.size is not None and args.psnr is not None:
+        raise CLIError("give --size or --psnr, not both")
+    if args.quality is not None:
+        raise CLIError("give -q/--quality or a --size/--psnr target, not both")
+    if args.lossless:
+        raise CLIError("--lossless has no size or PSNR to aim for; drop --size/--psnr")
+    if args.psnr is not None and not 0 < args.psnr < 200:
+        raise CLIError(f"--psnr must be between 0 and 200 dB, got {args.psnr:g}")
 
 
 def _check_output_folder(folder: str) -> None:
@@ -445,6 +481,8 @@ def _code(args, direction: str) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise CLIError(f"--jobs must be at least 1, got {args.jobs}")
+    if direction == batch.COMPRESS:
+        _check_targets(args)
     folder = _folder_input(args)
     _check_quality(getattr(args, "quality", None), _check_model(args.model))
     if folder is not None:
@@ -512,9 +550,12 @@ def _run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> in
 
     if bar is not None:
         bar.update(sum(o.task.pixels for o in finished) / 1e6)
-    kwargs = dict(model=model, jobs=jobs, overwrite=True, progress=advance if bar is not None else None)
+    kwargs = dict(model=model, jobs=jobs, overwrite=True, progress=advance if bar is not None else None,
+                  runtime=args.runtime)
     if direction == batch.COMPRESS:
-        run = batch.compress_files(pending, quality=args.quality, measure_psnr=args.print_psnr, **kwargs)
+        targeted = args.size is not None or args.psnr is not None
+        run = batch.compress_files(pending, options=_compress_options(args),
+                                   measure_psnr=args.print_psnr or targeted, **kwargs)
     else:
         run = batch.decompress_files(pending, **kwargs)
     try:
@@ -561,8 +602,10 @@ def _show_outcomes(run, args, direction: str, folder: bool, tasks, failed, say, 
 
 def _outcome_line(outcome, direction: str) -> str:
     if direction == "compress":
-        line = _compress_line(outcome.width, outcome.height, outcome.mode, outcome.quality, outcome.out_bytes)
-        return line if outcome.psnr is None else f"{line}, {outcome.psnr:.2f} dB"
+        line = _compress_line(outcome.width, outcome.height, outcome.mode, outcome.coding, outcome.out_bytes)
+        if outcome.psnr is None:
+            return line
+        return f"{line}, exact" if outcome.psnr == float("inf") else f"{line}, {outcome.psnr:.2f} dB"
     return f"{outcome.width}x{outcome.height} {outcome.mode}"
 
 
@@ -582,9 +625,12 @@ def _summary(direction: str, outcomes, failed, skipped, seconds: float) -> str:
         bytes_in, bytes_out = sum(o.in_bytes for o in done), sum(o.out_bytes for o in done)
         coded = bytes_out if direction == "compress" else bytes_in
         line += f"; {_size(bytes_in)} -> {_size(bytes_out)}, {8 * coded / pixels:.3f} bpp"
-        measured = [o.psnr for o in done if o.psnr is not None]
+        measured = [o.psnr for o in done if o.psnr is not None and o.psnr != float("inf")]
         if measured:
             line += f", mean PSNR {sum(measured) / len(measured):.2f} dB"
+        exact = sum(o.psnr == float("inf") for o in done)
+        if exact:
+            line += f", {exact} exact (lossless)"
         line += f"; {seconds:.1f} s, {pixels / 1e6 / max(seconds, 1e-9):.2f} MP/s"
     return line
 
@@ -606,12 +652,17 @@ def cmd_info(args) -> int:
     for inp in args.inputs:
         try:
             data = _read_input(inp)
-            h, _, _ = bitstream.unpack(data, max_pixels=None)
+            h, payload, _ = bitstream.unpack(data, max_pixels=None)
+            size = f"{len(data)} bytes, {_bpp(len(data), h.width, h.height):.4f} bpp"
+            if h.kind == "lossless":
+                from vqcodec.lossless import payload_format
+
+                print(f"{_label(inp)}: {h.width}x{h.height} {h.mode}, lossless ({payload_format(payload)}), {size}")
+                continue
             tiles = "untiled" if h.tile_size == 0 else f"tiles of {h.tile_size}x{h.tile_size} latents"
             print(
-                f"{_label(inp)}: {h.width}x{h.height} {h.mode}, quality {h.num_stages}, "
-                f"model {h.model_fingerprint.hex()}, {len(data)} bytes, "
-                f"{_bpp(len(data), h.width, h.height):.4f} bpp, "
+                f"{_label(inp)}: {h.width}x{h.height} {h.mode}, learned, quality {h.num_stages}, "
+                f"model {h.model_fingerprint.hex()}, {size}, "
                 f"latent grid {h.latent_width}x{h.latent_height}, {tiles}"
             )
         except Exception as exc:
@@ -750,6 +801,11 @@ def build_parser() -> argparse.ArgumentParser:
             "-j", "--jobs", type=int, default=None, metavar="N",
             help="worker processes for several files (default: one per two CPU cores)",
         )
+        p.add_argument(
+            "--runtime", choices=("auto", "onnx", "keras"), default="auto",
+            help="run the model with onnxruntime (its export beside the .keras file) or Keras; "
+            "default: onnxruntime when the export exists",
+        )
         model_option(p)
 
     p = sub.add_parser(
@@ -766,6 +822,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quality", type=int, default=None, metavar="Q",
         help="quality level 1..N (the number of quantiser stages; default 4, or N if smaller)",
     )
+    p.add_argument("--size", type=_byte_size, default=None, metavar="SIZE",
+                   help="target file size (e.g. 40000, 40k, 1.5M): the best quality whose file fits")
+    p.add_argument("--psnr", type=float, default=None, metavar="DB",
+                   help="target PSNR in dB: the smallest file that reaches it")
+    p.add_argument("--strict", action="store_true",
+                   help="with --size/--psnr: fail (exit 1, nothing written) when the target cannot be met")
+    p.add_argument("--lossless", action="store_true", help="store the pixels losslessly (exact), whatever is smaller")
     p.add_argument("--print-psnr", action="store_true", help="also decode each file and report its PSNR")
     file_options(p)
     p.set_defaults(func=cmd_compress)

@@ -24,6 +24,7 @@ import io
 import math
 import os
 import time
+import warnings
 import weakref
 import zipfile
 from collections.abc import Callable
@@ -34,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 import bitstream
+from vqcodec import lossless as lossless_coding
 from vqcodec.images import load_image
 
 # Registers the .vqc format with Pillow (Image.open("x.vqc")).
@@ -402,11 +404,23 @@ def indices_of(image, quality: int | None = None, model=None, *, tile_size: int 
     return _encode_grid(model, padded, quality, tile_size, None)
 
 
+class TargetNotMetWarning(UserWarning):
+    """A ``size`` or ``psnr`` target could not be met; the closest file was written."""
+
+
+class TargetNotMetError(ValueError):
+    """A ``size`` or ``psnr`` target could not be met and ``strict`` was asked for."""
+
+
 def compress(
     image,
     quality: int | None = None,
     model=None,
     *,
+    size: int | None = None,
+    psnr: float | None = None,
+    strict: bool = False,
+    lossless: bool | None = None,
     tile_size: int | None = None,
     timings: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -416,37 +430,154 @@ def compress(
     ``image``: a path, bytes, a binary file object, a PIL image or a uint8
     array (H, W), (H, W, 1|2|3|4). ``quality``: 1 .. model.num_stages
     (None = :data:`DEFAULT_QUALITY`, clamped). ``model``: None (the shipped
-    default), a ``.keras`` path, or a loaded model. ``tile_size``: latent tile
-    size for large images (None: untiled up to :data:`UNTILED_MAX` latents,
-    else tiles of :data:`DEFAULT_TILE_SIZE`; 0 = never tile).
-    ``timings``: a dict to fill with seconds spent in "network" (the model's
-    index function, quantiser included) and "entropy" (entropy coding and the
-    alpha plane). ``progress(done, total)``
-    is called after each tile with the latent positions coded so far.
+    default), a ``.keras`` path, or a loaded model.
+
+    Targets, instead of ``quality`` (the way cwebp has ``-size`` and ``-psnr``):
+    ``size`` (bytes) gives the best quality whose file fits; ``psnr`` (dB, on
+    8-bit RGB) the smallest file that reaches it. Both search the quality
+    levels by bisection on one encoder pass (a lower level codes a prefix of
+    the stages) and consider the lossless coding too. A target that cannot be
+    met gives the closest file and a :class:`TargetNotMetWarning`, or with
+    ``strict`` a :class:`TargetNotMetError`.
+
+    ``lossless``: None (the encoder decides: images of few colours are stored
+    losslessly, and any image whose lossless coding is no larger than the
+    learned file), True (always lossless), False (never). ``tile_size``:
+    latent tile size for large images (None: untiled up to
+    :data:`UNTILED_MAX` latents, else tiles of :data:`DEFAULT_TILE_SIZE`; 0 =
+    never tile). ``timings``: a dict to fill with seconds spent in "network"
+    (the model's index function, quantiser included) and "entropy" (entropy
+    coding, the alpha plane and lossless coding). ``progress(done, total)`` is
+    called after each tile with the latent positions coded so far.
     """
     _init_timings(timings)
+    targets = [name for name, value in (("size", size), ("psnr", psnr)) if value is not None]
+    if len(targets) > 1 or (targets and quality is not None):
+        raise ValueError("give one of quality, size and psnr")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0):
+        raise ValueError(f"size must be a positive number of bytes, got {size!r}")
+    if psnr is not None and not (isinstance(psnr, (int, float, np.floating)) and 0 < psnr < 200):
+        raise ValueError(f"psnr must be a positive number of dB, got {psnr!r}")
+    model = _resolve_model(model)
+    if targets:
+        quality = quality_levels(model)[-1]
     model, quality, img, padded, alpha, tile_size = _prepare(image, quality, model, tile_size)
-    fingerprint, _ = _model_data(model)
-    tables = _tables(model)
+    few = lossless_coding.few_colours(img)
+    if lossless or (lossless is None and not targets and few):
+        with _timed(timings, "entropy"):
+            return _lossless_file(img, strong=few)
     grid = _encode_grid(model, padded, quality, tile_size, timings, progress)
     with _timed(timings, "entropy"):
-        payload = bitstream.encode_indices(grid, tables)
-        alpha_payload = b""
-        if alpha is not None:
-            buf = io.BytesIO()
-            alpha.save(buf, format="PNG", optimize=True)
-            alpha_payload = buf.getvalue()
+        if targets:
+            return _search_target(model, grid, img, alpha, tile_size, size, psnr, strict, lossless is None, timings)
+        data = _learned_file(model, grid, img, alpha, tile_size)
+        if lossless is None and lossless_coding.worth_trying(img, len(data)):
+            other = _lossless_file(img, strong=img.width * img.height <= lossless_coding.STRONG_EFFORT_PIXELS)
+            if len(other) <= len(data):
+                return other
+    return data
+
+
+def _search_target(model, grid, img, alpha, tile_size, size, psnr_target, strict, allow_lossless, timings) -> bytes:
+    """Bisection over quality levels (prefixes of ``grid``) for a size or PSNR target; lossless considered."""
+    from vqcodec.metrics import psnr as psnr_of
+
+    levels = grid.shape[0]
+    files: dict[int, bytes] = {}
+    reference = np.asarray(img.convert("RGB"))
+
+    def learned(q: int) -> bytes:
+        if q not in files:
+            files[q] = _learned_file(model, grid[:q], img, alpha, tile_size)
+        return files[q]
+
+    def quality_of(q: int) -> float:
+        with _timed(timings, "network"):
+            decoded = _decode_image(model, grid[:q], img.width, img.height, None)
+        return psnr_of(reference, np.asarray(decoded))
+
+    def meets(q: int) -> bool:
+        return len(learned(q)) <= size if size is not None else quality_of(q) >= psnr_target
+
+    # size: the largest level that fits; psnr: the smallest level that reaches the target.
+    lo, hi = 1, levels
+    if size is not None:
+        found = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if meets(mid):
+                found, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+    else:
+        found = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if meets(mid):
+                found, hi = mid, mid - 1
+            else:
+                lo = mid + 1
+    best = None if found is None else learned(found)
+
+    if allow_lossless:
+        budget = size if size is not None else (len(best) if best is not None else None)
+        few = lossless_coding.few_colours(img)
+        graphic = few or (budget is not None and lossless_coding.worth_trying(img, budget))
+        if budget is None or graphic:
+            strong = few or (graphic and img.width * img.height <= lossless_coding.STRONG_EFFORT_PIXELS)
+            exact = _lossless_file(img, strong=strong)
+            if size is not None and len(exact) <= size:
+                return exact  # the best quality there is, and it fits
+            if psnr_target is not None and (best is None or len(exact) <= len(best)):
+                return exact  # reaches any PSNR: the smaller file wins
+    if best is not None:
+        return best
+    closest = learned(1) if size is not None else learned(levels)
+    what = (
+        f"size {size} bytes cannot be met: the smallest file is {len(closest)} bytes (quality 1)"
+        if size is not None
+        else f"PSNR {psnr_target:g} dB cannot be met: the highest quality reaches {quality_of(levels):.2f} dB"
+    )
+    if strict:
+        raise TargetNotMetError(what)
+    warnings.warn(f"{what}; wrote that", TargetNotMetWarning, stacklevel=3)
+    return closest
+
+
+def describe_coding(data: bytes) -> str:
+    """How a ``.vqc`` file is coded, in words: "quality 4" or "lossless (WebP)"."""
+    header, payload, _ = bitstream.unpack(data, max_pixels=None)
+    if header.kind == "lossless":
+        return f"lossless ({lossless_coding.payload_format(payload)})"
+    return f"quality {header.num_stages}"
+
+
+def _learned_file(model, grid: np.ndarray, img: Image.Image, alpha, tile_size: int) -> bytes:
+    """The ``.vqc`` file of an index grid (S, h, w), with the alpha plane as a PNG section."""
+    fingerprint, _ = _model_data(model)
+    payload = bitstream.encode_indices(grid, _tables(model))
+    alpha_payload = b""
+    if alpha is not None:
+        buf = io.BytesIO()
+        alpha.save(buf, format="PNG", optimize=True)
+        alpha_payload = buf.getvalue()
     header = bitstream.Header(
         model_fingerprint=fingerprint,
         width=img.width,
         height=img.height,
         mode=img.mode,
-        num_stages=quality,
+        num_stages=grid.shape[0],
         latent_height=grid.shape[1],
         latent_width=grid.shape[2],
         tile_size=tile_size,
     )
     return bitstream.pack(header, payload, alpha_payload)
+
+
+def _lossless_file(img: Image.Image, strong: bool = False) -> bytes:
+    """The ``.vqc`` file holding ``img`` (a coded mode) losslessly; ``strong``: see :func:`vqcodec.lossless.encode`."""
+    header = bitstream.Header(None, img.width, img.height, img.mode, kind="lossless")
+    return bitstream.pack(header, lossless_coding.encode(img, strong=strong))
 
 
 # -- decompress ---------------------------------------------------------------------
@@ -460,6 +591,8 @@ def _unpack(data, model, max_pixels):
     header, payload, alpha_payload = bitstream.unpack(
         data, max_pixels=max_pixels, expected_fingerprint=fingerprint
     )
+    if header.kind != "learned":
+        raise ValueError("a lossless file holds pixels, not codebook indices")
     lh, lw = math.ceil(header.height / STRIDE), math.ceil(header.width / STRIDE)
     if (header.latent_height, header.latent_width) != (lh, lw):
         raise bitstream.CorruptDataError(
@@ -560,6 +693,14 @@ def decompress(
     _init_timings(timings)
     if isinstance(data, (str, os.PathLike)):
         data = Path(data).read_bytes()
+    if bitstream.read_header(data).kind == "lossless":  # no model needed
+        limit = bitstream.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        header, payload, _ = bitstream.unpack(data, max_pixels=limit)
+        with _timed(timings, "entropy"):
+            img = lossless_coding.decode(payload, header.width, header.height, header.mode)
+        if progress is not None:
+            progress(1, 1)
+        return img
     model = _resolve_model(model)
     header, payload, alpha_payload, tables = _unpack(data, model, max_pixels)
     with _timed(timings, "entropy"):

@@ -43,8 +43,10 @@ class VQCImageFile(ImageFile.ImageFile):
             raise SyntaxError(str(exc)) from None
         self._mode = header.mode
         self._size = (header.width, header.height)
-        self.info["vqc_quality"] = header.num_stages
-        self.info["vqc_model_fingerprint"] = header.model_fingerprint.hex()
+        self.info["vqc_kind"] = header.kind
+        if header.kind == "learned":
+            self.info["vqc_quality"] = header.num_stages
+            self.info["vqc_model_fingerprint"] = header.model_fingerprint.hex()
         self._vqc_loaded = False
         self.tile = []
 

@@ -67,12 +67,25 @@ def main() -> None:
                 "header": {
                     "model_fingerprint": header.model_fingerprint.hex(),
                     "width": width, "height": height, "mode": mode, "num_stages": S_used,
-                    "latent_height": lh, "latent_width": lw, "tile_size": tile,
+                    "latent_height": lh, "latent_width": lw, "tile_size": tile, "kind": "learned",
                 },
                 "alpha_payload": alpha.hex(),
                 "size": len(data),
             }
         )
+    # A lossless file: the payload is an image file, opaque to bitstream.
+    payload = b"\x89PNG\r\n\x1a\n golden lossless payload"
+    header = bitstream.Header(None, 33, 17, "RGBA", kind="lossless")
+    data = bitstream.pack(header, payload)
+    (HERE / "lossless_rgba.vqc").write_bytes(data)
+    manifest.append(
+        {
+            "file": "lossless_rgba.vqc",
+            "header": {"model_fingerprint": None, "width": 33, "height": 17, "mode": "RGBA", "kind": "lossless"},
+            "payload": payload.hex(),
+            "size": len(data),
+        }
+    )
     (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

@@ -1,0 +1,181 @@
+"""Never worse than lossless, and compressing to a size or PSNR target."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from importlib.resources import files
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import bitstream
+from vqcodec import cli, codec
+from vqcodec.metrics import psnr
+
+SAMPLE = files("vqcodec") / "samples" / "endeavour.png"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return codec.load_model()  # the shipped model: real rates and PSNRs
+
+
+@pytest.fixture(scope="module")
+def photo():
+    with SAMPLE.open("rb") as f:
+        return Image.open(f).convert("RGB")
+
+
+def _screenshot() -> Image.Image:
+    img = Image.new("RGB", (320, 200), (246, 246, 246))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 320, 24), fill=(40, 70, 140))
+    draw.text((8, 6), "Settings - vqcodec", fill="white")
+    for i in range(7):
+        draw.text((12, 34 + 22 * i), f"Option {i}: enabled   value = {i * 37}", fill=(20, 20, 20))
+    draw.rectangle((230, 40, 310, 180), outline=(0, 120, 60), width=2)
+    return img
+
+
+def _container(img: Image.Image) -> int:
+    """The bytes a lossless .vqc file adds to its payload (header, length, CRC)."""
+    return len(bitstream.pack(bitstream.Header(None, img.width, img.height, "RGB", kind="lossless"), b"x" * 1000)) - 1000
+
+
+def _smallest_lossless(img: Image.Image) -> int:
+    """Pillow's lossless WebP and optimised PNG, the smaller, plus the container's bytes."""
+    sizes = []
+    for fmt, kw in (("WEBP", {"lossless": True}), ("PNG", {"optimize": True})):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        sizes.append(len(buf.getvalue()))
+    return min(sizes) + _container(img)
+
+
+def _quality_psnr(model, image, q) -> float:
+    return psnr(np.asarray(image), np.asarray(codec.decompress(codec.compress(image, q, model, lossless=False), model)))
+
+
+def test_a_screenshot_is_never_larger_than_lossless(model):
+    """Each level keeps the smaller of learned and lossless; at the top level lossless wins, exact."""
+    shot = _screenshot()
+    for q in codec.quality_levels(model):
+        data = codec.compress(shot, q, model)
+        assert len(data) <= _smallest_lossless(shot)
+        learned = codec.compress(shot, q, model, lossless=False)
+        assert len(data) <= len(learned)
+    data = codec.compress(shot, codec.quality_levels(model)[-1], model)
+    assert bitstream.read_header(data).kind == "lossless"
+    assert np.array_equal(np.asarray(codec.decompress(data)), np.asarray(shot))  # no model needed either
+    assert codec.describe_coding(data).startswith("lossless (")
+
+
+def test_bilevel_line_art_goes_straight_to_lossless(model):
+    art = Image.new("1", (256, 256), 1)
+    draw = ImageDraw.Draw(art)
+    for i in range(0, 256, 16):
+        draw.line((0, i, 255, 255 - i), fill=0)
+    data = codec.compress(art, model=model)
+    out = codec.decompress(data, model)
+    assert bitstream.read_header(data).kind == "lossless" and out.mode == "L"
+    assert np.array_equal(np.asarray(out), np.asarray(art.convert("L")))
+    assert len(data) <= _smallest_lossless(art.convert("L"))
+
+
+def test_lossless_alpha_is_bit_exact(model):
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (24, 40, 4), dtype=np.uint8)
+    rgba[:8, :, 3] = 0  # pixels under full transparency are kept too
+    data = codec.compress(rgba, model=model, lossless=True)
+    out = codec.decompress(data, model)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out), rgba)
+
+
+def test_a_photo_stays_learned(model, photo):
+    for q in codec.quality_levels(model):
+        data = codec.compress(photo, q, model)
+        assert bitstream.read_header(data).kind == "learned"
+        assert data == codec.compress(photo, q, model, lossless=False)
+
+
+def test_size_target_is_met_and_no_higher_quality_fits(model, photo):
+    sizes = [len(codec.compress(photo, q, model, lossless=False)) for q in codec.quality_levels(model)]
+    budget = (sizes[2] + sizes[3]) // 2
+    data = codec.compress(photo, model=model, size=budget)
+    assert len(data) <= budget
+    q = bitstream.read_header(data).num_stages
+    assert q == 3 and sizes[q] > budget  # level q + 1 does not fit
+
+
+def test_psnr_target_is_met_and_no_lower_quality_meets_it(model, photo):
+    psnrs = [_quality_psnr(model, photo, q) for q in codec.quality_levels(model)]
+    target = (psnrs[3] + psnrs[4]) / 2
+    data = codec.compress(photo, model=model, psnr=target)
+    q = bitstream.read_header(data).num_stages
+    assert psnr(np.asarray(photo), np.asarray(codec.decompress(data, model))) >= target
+    assert q == 5 and psnrs[q - 2] < target  # level q - 1 misses it
+
+
+def test_unreachable_psnr_goes_lossless(model):
+    shot = _screenshot()
+    data = codec.compress(shot, model=model, psnr=60)
+    assert bitstream.read_header(data).kind == "lossless"
+
+
+def test_impossible_size_warns_or_fails_with_strict(model, photo, tmp_path, capsys):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = codec.compress(photo, model=model, size=50)
+    assert [type(w.message) for w in caught] == [codec.TargetNotMetWarning]
+    assert bitstream.read_header(data).num_stages == 1  # the closest: the smallest file
+    with pytest.raises(codec.TargetNotMetError, match="size 50 bytes cannot be met"):
+        codec.compress(photo, model=model, size=50, strict=True)
+
+    photo.save(tmp_path / "p.png")
+    assert cli.main(["compress", str(tmp_path / "p.png"), "--size", "50"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"vqcodec: warning: {tmp_path / 'p.png'}: size 50 bytes cannot be met: "
+        "the smallest file is 568 bytes (quality 1); wrote that"
+    )
+    assert len(err) == 2 and "quality 1" in err[1]
+    (tmp_path / "p.vqc").unlink()
+    assert cli.main(["compress", str(tmp_path / "p.png"), "--size", "50", "--strict"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("vqcodec: error: ") and "cannot be met" in err[0]
+    assert not (tmp_path / "p.vqc").exists()
+
+
+def test_cli_target_arguments_are_checked_early(tmp_path, capsys):
+    _screenshot().save(tmp_path / "s.png")
+    for args, message in (
+        (["--size", "40k", "-q", "3"], "not both"),
+        (["--size", "40k", "--psnr", "30"], "not both"),
+        (["--strict"], "--strict needs --size or --psnr"),
+        (["--psnr", "300"], "between 0 and 200"),
+    ):
+        assert cli.main(["compress", str(tmp_path / "s.png"), *args]) == 1
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["compress", str(tmp_path / "s.png"), "--size", "lots"])
+    assert cli._byte_size("40k") == 40_000 and cli._byte_size("1.5M") == 1_500_000 and cli._byte_size("512") == 512
+
+
+def test_info_names_the_payload_kind(model, tmp_path, capsys):
+    (tmp_path / "s.vqc").write_bytes(codec.compress(_screenshot(), model=model))
+    assert cli.main(["info", str(tmp_path / "s.vqc")]) == 0
+    assert ": 320x200 RGB, lossless (" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
+def test_lossless_round_trips_every_coded_mode_exactly(model, mode):
+    from vqcodec.images import to_coded_mode
+
+    rng = np.random.default_rng(3)
+    base = Image.fromarray(rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), "RGBA")
+    img = base.convert("I;16") if mode == "I;16" else base.convert(mode)
+    expected = to_coded_mode(img)
+    out = codec.decompress(codec.compress(img, model=model, lossless=True), model)
+    assert out.mode == expected.mode and np.array_equal(np.asarray(out), np.asarray(expected))
