@@ -67,6 +67,10 @@ UNTILED_MAX = 96
 #: ... larger ones in tiles of DEFAULT_TILE_SIZE latents (512 pixels; 640 with
 #: the halo), which bounds the network's activation memory per tile.
 DEFAULT_TILE_SIZE = 64
+#: The decoder network's activations are larger than the encoder's (its last
+#: layers run at full resolution), so it goes untiled only up to this many
+#: latents a side and otherwise in tiles of this size: about 0.3 GB at most.
+DECODE_TILE_SIZE = 48
 #: Extra latents of context on each side of a tile (64 pixels).
 HALO = 8
 #: Latent stride of the image model (vqcodec.architecture.STRIDE, repeated here
@@ -308,11 +312,11 @@ def _tiles(lh: int, lw: int, tile_size: int):
             )
 
 
-def _effective_tile_size(lh, lw, tile_size) -> int:
+def _effective_tile_size(lh, lw, tile_size, untiled_max: int = UNTILED_MAX, default: int = DEFAULT_TILE_SIZE) -> int:
     if tile_size is None:
-        if lh <= UNTILED_MAX and lw <= UNTILED_MAX:
+        if lh <= untiled_max and lw <= untiled_max:
             return 0
-        tile_size = DEFAULT_TILE_SIZE
+        tile_size = default
     if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 0:
         raise ValueError(f"tile_size must be a non-negative int (latents; 0 = untiled), got {tile_size!r}")
     tile_size = int(tile_size)
@@ -636,7 +640,7 @@ def _decode_image(
     trusted; ``tile_size`` exists for tests), so network memory is bounded by one tile and the only
     image-sized buffer is the output image itself.
     """
-    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], tile_size)
+    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], tile_size, DECODE_TILE_SIZE, DECODE_TILE_SIZE)
     img = Image.new("RGB", (width, height))
     done, total = 0, grid.shape[1] * grid.shape[2]
     for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):

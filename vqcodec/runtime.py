@@ -86,25 +86,21 @@ class ExportedModel:
     """
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True):
-        import onnxruntime as ort
-
         self.path = Path(model_path)
-        encode_path, decode_path = export_paths(self.path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        self._encode = ort.InferenceSession(str(encode_path), options, providers=providers)
-        self._decode = ort.InferenceSession(str(decode_path), options, providers=providers)
-        meta = [_metadata(s, p) for s, p in ((self._encode, encode_path), (self._decode, decode_path))]
+        self._paths = export_paths(self.path)
+        self._threads = threads
+        self._sessions: dict[int, object] = {}
+        # The metadata alone (no graph is built yet): each session is made when first used,
+        # so a decompress never builds the encoder, nor a compress the decoder.
+        meta = [_metadata(p) for p in self._paths]
         if meta[0] != meta[1]:
-            raise StaleExportError(f"{encode_path.name} and {decode_path.name} come from different models; export again")
+            raise StaleExportError(
+                f"{self._paths[0].name} and {self._paths[1].name} come from different models; export again"
+            )
         meta = meta[0]
         if check_source and self.path.is_file() and meta["source_sha256"] != source_digest(self.path):
             raise StaleExportError(
-                f"{encode_path.name} was exported from another version of {self.path.name}; "
+                f"{self._paths[0].name} was exported from another version of {self.path.name}; "
                 f"run 'vqcodec export {self.path}' again"
             )
         self.fingerprint = bytes.fromhex(meta["fingerprint"])
@@ -115,17 +111,30 @@ class ExportedModel:
         if meta["tables"] is not None:
             array = np.load(io.BytesIO(base64.b64decode(meta["tables"])), allow_pickle=False)
             self.coding_tables = bitstream.CodingTables.from_array(array)
-        self._encode_input = self._encode.get_inputs()[0].name
-        self._decode_input = self._decode.get_inputs()[0].name
+
+    def _session(self, which: int):
+        if which not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            options.enable_cpu_mem_arena = False  # peak memory follows the live tensors, not a grown arena
+            if self._threads is not None:
+                options.intra_op_num_threads = int(self._threads)
+            options.inter_op_num_threads = 1
+            self._sessions[which] = ort.InferenceSession(str(self._paths[which]), options, providers=["CPUExecutionProvider"])
+        return self._sessions[which]
 
     def encode_to_indices(self, x: np.ndarray, num_stages: int) -> np.ndarray:
         """Indices ``(1, H/stride, W/stride, num_stages)`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1]."""
-        indices = self._encode.run(None, {self._encode_input: np.ascontiguousarray(x, np.float32)})[0]
-        return indices[..., :num_stages]  # greedy residual stages: a prefix is the lower quality
+        session = self._session(0)
+        feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)}
+        return session.run(None, feed)[0][..., :num_stages]  # greedy residual stages: a prefix is the lower quality
 
     def decode_from_indices(self, indices: np.ndarray) -> np.ndarray:
         """Float image ``(1, H, W, 3)`` from indices ``(1, h, w, S)`` of any ``S <= num_stages``."""
-        return self._decode.run(None, {self._decode_input: _pad_stages(indices, self.num_stages)})[0]
+        session = self._session(1)
+        return session.run(None, {session.get_inputs()[0].name: _pad_stages(indices, self.num_stages)})[0]
 
 
 def _pad_stages(indices: np.ndarray, num_stages: int) -> np.ndarray:
@@ -137,8 +146,15 @@ def _pad_stages(indices: np.ndarray, num_stages: int) -> np.ndarray:
     return np.ascontiguousarray(indices)
 
 
-def _metadata(session, path: Path) -> dict:
-    props = session.get_modelmeta().custom_metadata_map
+def _metadata(path: Path) -> dict:
+    """The vqcodec metadata of an exported ONNX file, read without building its graph."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise StaleExportError(f"{path} is not a readable ONNX file: {exc}") from None
+    props = {p.key: p.value for p in model.metadata_props}
     try:
         meta = json.loads(props[METADATA_KEY])
     except (KeyError, ValueError):
