@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package: import
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import codecs as pillow_codecs  # noqa: E402
-from benchmarks import batch, ours, rd, speed  # noqa: E402
+from benchmarks import batch, content, ours, rd, speed  # noqa: E402
 from benchmarks.bdrate import bd_rate, monotone_curve  # noqa: E402
 from benchmarks.common import list_images, ms_ssim, ms_ssim_db, ms_ssim_settings, psnr  # noqa: E402
 from benchmarks.report import REFERENCE_DIR, load_curve, load_references  # noqa: E402
@@ -174,7 +174,7 @@ def _check_codec_json(path: Path, n_settings: int | None = None):
     return data
 
 
-@pytest.mark.parametrize("module", ["benchmarks.rd", "benchmarks.speed", "benchmarks.batch"])
+@pytest.mark.parametrize("module", ["benchmarks.rd", "benchmarks.speed", "benchmarks.batch", "benchmarks.content"])
 def test_commands_exist(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
@@ -225,6 +225,18 @@ def test_run_measured_reports_child_peak_memory():
     assert big["wall_s"] > 0
     failed = speed.run_measured([sys.executable, "-c", "import sys; sys.exit('boom')"])
     assert failed["returncode"] == 1 and "boom" in failed["stderr_tail"]
+
+
+def test_content_benchmark_on_the_shipped_samples(tmp_path, capsys):
+    """Every shipped non-photographic sample: never larger than lossless; flat graphics stored exactly."""
+    samples = ROOT / "benchmarks" / "content_samples"
+    assert content.main(["--data", str(samples), "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "content.json").read_text())
+    rows = {r["image"]: r for r in data["images"]}
+    assert len(rows) == 6 and data["all_within_lossless"]
+    for name in ("line_art.png", "logo_rgba.png", "bar_chart.png", "screenshot.png"):
+        assert rows[name]["kind"] == "lossless" and rows[name]["exact"], rows[name]
+    assert "| screenshot.png |" in capsys.readouterr().out
 
 
 def test_tree_memory_sums_worker_processes():

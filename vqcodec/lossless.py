@@ -17,16 +17,18 @@ from PIL import Image
 
 __all__ = ["encode", "decode", "few_colours", "worth_trying", "payload_format", "MAX_COLOURS"]
 
-#: Images with at most this many distinct colours skip the learned path.
+#: Colour images with at most this many distinct colours skip the learned path ...
 MAX_COLOURS = 256
+#: ... and grey ones with at most this many levels (any 8-bit grey image has 256).
+MAX_GREY_LEVELS = 32
 #: The learned payload must be this many times smaller than a fast deflate of
 #: the pixels before trying lossless is pointless (photographs: 20-150 times).
 WORTH_TRYING_RATIO = 10
 
 
 def few_colours(img: Image.Image) -> bool:
-    """True for bilevel, palette-like and flat images (at most :data:`MAX_COLOURS` colours)."""
-    return img.getcolors(MAX_COLOURS) is not None
+    """True for bilevel, palette-like and flat images (:data:`MAX_COLOURS` colours, :data:`MAX_GREY_LEVELS` greys)."""
+    return img.getcolors(MAX_GREY_LEVELS if img.mode in ("L", "LA") else MAX_COLOURS) is not None
 
 
 def worth_trying(img: Image.Image, learned_bytes: int) -> bool:
