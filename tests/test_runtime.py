@@ -124,3 +124,29 @@ def test_cli_with_an_export_never_imports_keras(tmp_path):
     assert run.stderr == b""
     with Image.open(tmp_path / "d.png") as img:
         assert img.size == (256, 176)
+
+
+def test_cli_notices_a_model_without_export_on_a_terminal(tiny_model_path, tmp_path, capsys, monkeypatch):
+    from vqcodec import cli
+
+    Image.fromarray(_photo(16, 16)).save(tmp_path / "a.png")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert cli.main(["compress", str(tmp_path / "a.png"), "--model", tiny_model_path, "-q", "2"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == (
+        f"vqcodec: notice: {tiny_model_path} has no export, so it runs through Keras (seconds slower to start); "
+        f"'vqcodec export {tiny_model_path}' makes one"
+    )
+    assert cli.main(["compress", str(tmp_path / "a.png"), "-f", "--model", tiny_model_path, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_export_command(tiny_model_path, tmp_path, capsys):
+    from vqcodec import cli
+
+    path = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, path)
+    assert cli.main(["export", str(path)]) == 0
+    assert has_export(path) and "m.encode.onnx" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path / "missing.keras")]) == 1
+    assert "no such file" in capsys.readouterr().err

@@ -447,16 +447,16 @@ def _check_targets(args) -> None:
         raise CLIError(f"--psnr must be between 0 and 200 dB, got {args.psnr:g}")
 
 
-def _check_output_folder(folder: str) -> None:
-    """``-o DIR`` for a folder input: a folder, or one that can be made, and writable."""
+def _check_output_folder(folder: str, option: str = "output", why: str = " (a folder input needs an output folder)") -> None:
+    """An output folder (``-o DIR`` of a folder input, ``demo --save DIR``): a folder, or one that can be made, and writable."""
     p = Path(folder)
     if p.exists() and not p.is_dir():
-        raise CLIError(f"output {folder} is not a folder (a folder input needs an output folder)")
+        raise CLIError(f"{option} {folder} is not a folder{why}")
     existing = p
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise CLIError(f"output {folder}: {existing} is not a folder")
+        raise CLIError(f"{option} {folder}: {existing} is not a folder")
     _check_writable_folder(existing, str(existing))
 
 
@@ -692,23 +692,10 @@ def cmd_export(args) -> int:
     return status
 
 
-def _check_save_folder(folder: str) -> None:
-    """``--save DIR``: a folder, or one that can be made, and writable."""
-    p = Path(folder)
-    if p.exists() and not p.is_dir():
-        raise CLIError(f"--save {folder}: not a folder")
-    existing = p
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise CLIError(f"--save {folder}: {existing} is not a folder")
-    _check_writable_folder(existing, str(existing))
-
-
 def cmd_demo(args) -> int:
     _check_quality(args.quality, _check_model(args.model))
     if args.save is not None:
-        _check_save_folder(args.save)
+        _check_output_folder(args.save, "--save", "")
     with _own_warnings(args.verbose):
         return _demo(args)
 
