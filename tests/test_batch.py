@@ -166,7 +166,10 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path, tiny_model_path, capsys
 
 
 def test_default_jobs():
-    assert batch.default_jobs(10, cpus=2) == 1
-    assert batch.default_jobs(10, cpus=16) == 8
-    assert batch.default_jobs(3, cpus=16) == 3
-    assert batch.default_jobs(0, cpus=16) == 1
+    big = 64e9
+    assert batch.default_jobs(10, cpus=2, memory=big) == 1
+    assert batch.default_jobs(10, cpus=16, memory=big) == 8
+    assert batch.default_jobs(3, cpus=16, memory=big) == 3
+    assert batch.default_jobs(0, cpus=16, memory=big) == 1
+    assert batch.default_jobs(10, cpus=16, memory=4e9) == 2  # memory caps the workers
+    assert batch.default_jobs(10, cpus=16, memory=1e9) == 1

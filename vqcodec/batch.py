@@ -79,10 +79,25 @@ class FolderPlan:
     failed: list[Outcome] = field(default_factory=list)
 
 
-def default_jobs(num_files: int, cpus: int | None = None) -> int:
-    """Worker processes for ``num_files`` files: one per two cores (each worker's network uses two threads well)."""
+#: Peak memory of one worker on a 24-megapixel image, with room to spare (measured: 0.8-0.9 GB).
+WORKER_MEMORY = 1.5e9
+
+
+def _available_memory() -> float | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_jobs(num_files: int, cpus: int | None = None, memory: float | None = None) -> int:
+    """Worker processes for ``num_files`` files: one per two cores (one worker's network keeps two
+    threads busy; measured faster than two workers on 2 cores), and no more than the free memory
+    holds at :data:`WORKER_MEMORY` each, so large images are safe by default."""
     cpus = cpus or os.cpu_count() or 1
-    return max(1, min(num_files, cpus // 2))
+    memory = _available_memory() if memory is None else memory
+    by_memory = int(memory // WORKER_MEMORY) if memory else cpus
+    return max(1, min(num_files, cpus // 2, by_memory))
 
 
 # -- planning -----------------------------------------------------------------------
