@@ -167,8 +167,8 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path, tiny_model_path, capsys
 
 def test_default_jobs():
     big = 64e9
-    assert batch.default_jobs(10, cpus=2, memory=big) == 1
-    assert batch.default_jobs(10, cpus=16, memory=big) == 8
+    assert batch.default_jobs(10, cpus=2, memory=big) == 2
+    assert batch.default_jobs(10, cpus=16, memory=big) == 10
     assert batch.default_jobs(3, cpus=16, memory=big) == 3
     assert batch.default_jobs(0, cpus=16, memory=big) == 1
     assert batch.default_jobs(10, cpus=16, memory=4e9) == 2  # memory caps the workers

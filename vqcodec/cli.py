@@ -786,7 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "-j", "--jobs", type=int, default=None, metavar="N",
-            help="worker processes for several files (default: one per two CPU cores)",
+            help="worker processes for several files (default: one per CPU core, as free memory allows)",
         )
         p.add_argument(
             "--runtime", choices=("auto", "onnx", "keras"), default="auto",

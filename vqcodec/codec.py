@@ -504,23 +504,17 @@ def _search_target(model, grid, img, alpha, tile_size, size, psnr_target, strict
         return len(learned(q)) <= size if size is not None else quality_of(q) >= psnr_target
 
     # size: the largest level that fits; psnr: the smallest level that reaches the target.
-    lo, hi = 1, levels
-    if size is not None:
-        found = None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            if meets(mid):
-                found, lo = mid, mid + 1
-            else:
-                hi = mid - 1
-    else:
-        found = None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            if meets(mid):
-                found, hi = mid, mid - 1
-            else:
-                lo = mid + 1
+    found, lo, hi = None, 1, levels
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ok = meets(mid)
+        if ok:
+            found = mid
+        # a size is met below the answer (search up), a PSNR above it (search down)
+        if ok == (size is not None):
+            lo = mid + 1
+        else:
+            hi = mid - 1
     best = None if found is None else learned(found)
 
     if allow_lossless:
