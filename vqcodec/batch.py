@@ -224,6 +224,20 @@ class _SaveError(ValueError):
     """Pillow cannot write the decoded image in the target's format."""
 
 
+def image_writer(img: Image.Image, fmt: str) -> Callable:
+    """``write(fileobj)`` saving ``img`` as ``fmt``; a format that cannot hold the image is one clear error."""
+
+    def save(f) -> None:
+        try:
+            img.save(f, format=fmt)
+        except (OSError, ValueError, KeyError) as exc:
+            raise _SaveError(
+                f"cannot write a {img.mode} image as {fmt}: {describe(exc)} (choose another output format, e.g. .png)"
+            ) from exc
+
+    return save
+
+
 def _write(target: Path, write) -> None:
     """Atomic write; an OS error names the target, never the temporary file."""
     try:
@@ -262,16 +276,7 @@ def _code_one(model, task: Task, direction: str, options: dict, measure_psnr: bo
         )
     img = codec.decompress(task.source.read_bytes(), model=model, progress=progress)
     fmt = Image.registered_extensions().get(task.target.suffix.lower(), "PNG")
-
-    def save(f) -> None:
-        try:
-            img.save(f, format=fmt)
-        except (OSError, ValueError, KeyError) as exc:
-            raise _SaveError(
-                f"cannot write a {img.mode} image as {fmt}: {describe(exc)} (choose another output format, e.g. .png)"
-            ) from exc
-
-    _write(task.target, save)
+    _write(task.target, image_writer(img, fmt))
     return Outcome(
         task, "done", None, in_bytes, task.target.stat().st_size, img.width, img.height, img.mode,
         seconds=time.perf_counter() - t0,

@@ -401,20 +401,10 @@ def _output_format(out: str) -> str:
 
 def _decompress_one(model, inp: str, out: str, args) -> None:
     """Standard input or output: one file, decoded in this process."""
-    from vqcodec import codec
+    from vqcodec import batch, codec
 
     img = codec.decompress(_read_input(inp), model=model)
-    fmt = _output_format(out)
-
-    def write(f):
-        try:
-            img.save(f, format=fmt)
-        except (OSError, ValueError, KeyError) as exc:
-            raise CLIError(
-                f"cannot write a {img.mode} image as {fmt}: {_describe(exc)} (choose another output format, e.g. .png)"
-            ) from exc
-
-    _write_output(out, write, args.force)
+    _write_output(out, batch.image_writer(img, _output_format(out)), args.force)
     if out != STDIO and not args.quiet:
         print(f"{_label(inp)} -> {out}: {img.width}x{img.height} {img.mode}", file=sys.stderr)
 
