@@ -466,3 +466,15 @@ def test_argument_errors_do_not_start_the_backend(folder, tiny_model_path):
     lines = r.stderr.splitlines()
     assert len(lines) == 7 and all(line.startswith("vqcodec: error: ") for line in lines), r.stderr
     assert "not a Keras archive" in lines[1] and "not a Keras archive" in lines[2]
+
+
+def test_list_mode_reports_files_in_the_order_named():
+    """Workers finish in any order; the per-file lines follow the command line."""
+    from vqcodec.batch import Outcome, Task
+
+    tasks = [Task(Path(f"{n}.png"), Path(f"{n}.vqc")) for n in "abcd"]
+    # copies, as they come back pickled from worker processes, finishing last-first
+    finished = [Outcome(Task(t.source, t.target), "done") for t in reversed(tasks)]
+    assert [o.task.source.name for o in cli._in_order(iter(finished), tasks)] == ["a.png", "b.png", "c.png", "d.png"]
+    shuffled = [finished[2], finished[3], finished[0], finished[1]]
+    assert [o.task.source.name for o in cli._in_order(iter(shuffled), tasks)] == ["a.png", "b.png", "c.png", "d.png"]

@@ -572,7 +572,7 @@ def _size(nbytes: int) -> str:
 def _show_outcomes(run, args, direction: str, folder: bool, tasks, failed, say, bar) -> list:
     """Collects the outcomes, printing warnings, errors (listing a file) and per-file lines as they come."""
     outcomes = []
-    for outcome in run:
+    for outcome in (run if folder else _in_order(run, tasks)):
         outcomes.append(outcome)
         source = _label(str(outcome.task.source))
         for text in outcome.warnings:
@@ -588,6 +588,18 @@ def _show_outcomes(run, args, direction: str, folder: bool, tasks, failed, say, 
         if bar is not None:
             bar.set_postfix_str(f"{len(outcomes)}/{len(tasks)} files", refresh=False)
     return outcomes
+
+
+def _in_order(run, tasks):
+    """The outcomes in the order the files were named: parallel workers finish in any order."""
+    position = {(task.source, task.target): i for i, task in enumerate(tasks)}
+    held, next_index = {}, 0
+    for outcome in run:
+        held[position[outcome.task.source, outcome.task.target]] = outcome
+        while next_index in held:
+            yield held.pop(next_index)
+            next_index += 1
+    yield from (held[i] for i in sorted(held))
 
 
 def _outcome_line(outcome, direction: str) -> str:
