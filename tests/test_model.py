@@ -364,6 +364,9 @@ def test_build_image_vqvae_shapes():
     assert indices.min() >= 0 and indices.max() < 16
     assert tuple(model.encode_to_indices(x, num_stages=1).shape) == (2, 4, 4, 1)
     assert model.decode_from_indices(indices).shape == (2, 32, 32, 3)
+    # A region (top, bottom, left, right) quantises only those latents: a tile's core.
+    core = npy(model.encode_to_indices(x, num_stages=2, region=np.array([1, 3, 0, 2], np.int32)))
+    np.testing.assert_array_equal(core, indices[:, 1:3, 0:2, :2])
     # The codec's model keeps its codebooks as EMA state, out of the optimiser.
     assert all(not stage.embeddings.trainable for stage in model.quantizer.stages)
 

@@ -148,5 +148,7 @@ def test_cli_export_command(tiny_model_path, tmp_path, capsys):
     shutil.copy(tiny_model_path, path)
     assert cli.main(["export", str(path)]) == 0
     assert has_export(path) and "m.encode.onnx" in capsys.readouterr().err
+    assert cli.main(["export", str(path)]) == 0, capsys.readouterr().err  # again, over its own export
+    assert ExportedModel(path).fingerprint == codec.model_fingerprint(codec.load_model(path, runtime="keras"))
     assert cli.main(["export", str(tmp_path / "missing.keras")]) == 1
     assert "no such file" in capsys.readouterr().err

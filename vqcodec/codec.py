@@ -65,12 +65,9 @@ DEFAULT_QUALITY = 4
 #: pixels: Kodak's 768x512 in either orientation) go through in one piece ...
 UNTILED_MAX = 96
 #: ... larger ones in tiles of DEFAULT_TILE_SIZE latents (512 pixels; 640 with
-#: the halo), which bounds the network's activation memory per tile.
+#: the halo), which bounds the network's activation memory per tile. The
+#: decoder tiles by the same rule.
 DEFAULT_TILE_SIZE = 64
-#: The decoder network's activations are larger than the encoder's (its last
-#: layers run at full resolution), so it goes untiled only up to this many
-#: latents a side and otherwise in tiles of this size: about 0.3 GB at most.
-DECODE_TILE_SIZE = 48
 #: Extra latents of context on each side of a tile (64 pixels).
 HALO = 8
 #: Latent stride of the image model (vqcodec.architecture.STRIDE, repeated here
@@ -312,11 +309,11 @@ def _tiles(lh: int, lw: int, tile_size: int):
             )
 
 
-def _effective_tile_size(lh, lw, tile_size, untiled_max: int = UNTILED_MAX, default: int = DEFAULT_TILE_SIZE) -> int:
+def _effective_tile_size(lh, lw, tile_size) -> int:
     if tile_size is None:
-        if lh <= untiled_max and lw <= untiled_max:
+        if lh <= UNTILED_MAX and lw <= UNTILED_MAX:
             return 0
-        tile_size = default
+        tile_size = DEFAULT_TILE_SIZE
     if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 0:
         raise ValueError(f"tile_size must be a non-negative int (latents; 0 = untiled), got {tile_size!r}")
     tile_size = int(tile_size)
@@ -354,13 +351,14 @@ def _is_exported(model) -> bool:
     return isinstance(model, ExportedModel)
 
 
-def _encode_indices(model, x: np.ndarray, quality: int) -> np.ndarray:
-    """The model's ``encode_to_indices`` as int64 numpy ``(1, h, w, quality)``."""
+def _encode_indices(model, x: np.ndarray, quality: int, region: tuple[int, int, int, int]) -> np.ndarray:
+    """The model's ``encode_to_indices`` of ``region`` (top, bottom, left, right; latents), int64 ``(1, h, w, quality)``."""
+    region = np.asarray(region, np.int32)
     if _is_exported(model):
-        return model.encode_to_indices(x, quality).astype(np.int64)
+        return model.encode_to_indices(x, quality, region).astype(np.int64)
     import keras
 
-    idx = keras.ops.convert_to_numpy(model.encode_to_indices(x, num_stages=quality)).astype(np.int64)
+    idx = keras.ops.convert_to_numpy(model.encode_to_indices(x, num_stages=quality, region=region)).astype(np.int64)
     return idx[..., None] if int(model.num_stages) == 1 else idx
 
 
@@ -383,9 +381,9 @@ def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timing
     for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
         crop = padded[cy0 * STRIDE : cy1 * STRIDE, cx0 * STRIDE : cx1 * STRIDE]
         x = (crop.astype(np.float32) / np.float32(255.0))[None]
-        with _timed(timings, "network"):
-            idx = _encode_indices(model, x, quality)
-        grid[:, y0:y1, x0:x1] = np.moveaxis(idx[0, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0], -1, 0)
+        with _timed(timings, "network"):  # only the core is quantised: the halo is context
+            idx = _encode_indices(model, x, quality, (y0 - cy0, y1 - cy0, x0 - cx0, x1 - cx0))
+        grid[:, y0:y1, x0:x1] = np.moveaxis(idx[0], -1, 0)
         done += (y1 - y0) * (x1 - x0)
         if progress is not None:
             progress(done, lh * lw)
@@ -634,7 +632,7 @@ def _decode_image(
     trusted; ``tile_size`` exists for tests), so network memory is bounded by one tile and the only
     image-sized buffer is the output image itself.
     """
-    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], tile_size, DECODE_TILE_SIZE, DECODE_TILE_SIZE)
+    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], tile_size)
     img = Image.new("RGB", (width, height))
     done, total = 0, grid.shape[1] * grid.shape[2]
     for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):

@@ -57,6 +57,21 @@ def _scale_for_replicas(loss):
     return loss
 
 
+def latent_region(latents, region=None):
+    """The latents ``(B, h, w, C)`` inside ``region = (top, bottom, left, right)`` on the latent grid (None: all).
+
+    Why: a large image is encoded in tiles with a halo of context around each;
+    only the tile's core is quantised, since the halo's indices are thrown away.
+    ``region`` may be a tensor, so one traced graph serves every tile.
+    """
+    if region is None:
+        return latents
+    region = ops.cast(ops.convert_to_tensor(region), "int32")
+    top, bottom, left, right = region[0], region[1], region[2], region[3]
+    shape = ops.shape(latents)
+    return ops.slice(latents, [0, top, left, 0], [shape[0], bottom - top, right - left, shape[3]])
+
+
 @keras.saving.register_keras_serializable(package="vqcodec")
 class VQVAEModel(keras.Model):
     """Encoder -> residual vector quantiser -> decoder.
@@ -147,13 +162,13 @@ class VQVAEModel(keras.Model):
         """Reconstruction from (quantised) latents."""
         return self.decoder(latents)
 
-    def encode_to_indices(self, x, num_stages: int | None = None):
+    def encode_to_indices(self, x, num_stages: int | None = None, region=None):
         """Codebook indices for inputs ``x``.
 
         Shape ``latent.shape[:-1]`` for a one-stage model, else
-        ``latent.shape[:-1] + (num_stages,)``.
+        ``latent.shape[:-1] + (num_stages,)``. ``region``: see :func:`latent_region`.
         """
-        indices = self.quantizer.get_code_indices(self.encode(x), num_stages=num_stages)
+        indices = self.quantizer.get_code_indices(latent_region(self.encode(x), region), num_stages=num_stages)
         if self.num_stages == 1:
             indices = indices[..., 0]
         return indices

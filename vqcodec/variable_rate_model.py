@@ -13,7 +13,7 @@ import keras
 from keras import ops
 
 from vqcodec.ecvq import EntropyConstrainedVQ
-from vqcodec.model import build_transforms, deserialize_transforms
+from vqcodec.model import build_transforms, deserialize_transforms, latent_region
 
 __all__ = ["VariableRateVQVAE", "DEFAULT_LAMBDAS"]
 
@@ -100,9 +100,9 @@ class VariableRateVQVAE(keras.Model):
     def decode(self, latents):
         return self.decoder(latents)
 
-    def encode_to_indices(self, x, quality: int):
-        """Code indices of images ``x`` at ``quality``: int32 (B, h, w, G)."""
-        return self.quantizer.get_code_indices(self.encode(x), quality)
+    def encode_to_indices(self, x, quality: int, region=None):
+        """Code indices of images ``x`` at ``quality``: int32 (B, h, w, G); ``region`` as in :func:`latent_region`."""
+        return self.quantizer.get_code_indices(latent_region(self.encode(x), region), quality)
 
     def decode_from_indices(self, indices, quality: int):
         """Images from indices made by :meth:`encode_to_indices` at the same ``quality``."""
