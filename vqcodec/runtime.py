@@ -153,15 +153,63 @@ def _pad_stages(indices: np.ndarray, num_stages: int) -> np.ndarray:
     return np.ascontiguousarray(indices)
 
 
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _fields(data: bytes):
+    """``(field number, bytes)`` of a protobuf message's length-delimited fields; other wire types skipped."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        wire = tag & 7
+        if wire == 0:
+            _, pos = _varint(data, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ValueError("truncated field")
+            yield tag >> 3, data[pos : pos + size]
+            pos += size
+        else:
+            raise ValueError(f"unexpected wire type {wire}")
+    if pos != len(data):
+        raise ValueError("truncated message")
+
+
+def metadata_props(path: str | os.PathLike) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` (ModelProto field 14), read from the protobuf wire format.
+
+    Why not ``onnx.load``: importing the onnx package alone costs about 0.2 s,
+    more than the rest of a command's start-up; the top-level fields are walked
+    here and the graph is skipped unparsed.
+    """
+    props = {}
+    for number, entry in _fields(Path(path).read_bytes()):
+        if number == 14:  # StringStringEntryProto: key = 1, value = 2
+            kv = dict(_fields(entry))
+            props[kv.get(1, b"").decode("utf-8")] = kv.get(2, b"").decode("utf-8")
+    return props
+
+
 def _metadata(path: Path) -> dict:
     """The vqcodec metadata of an exported ONNX file, read without building its graph."""
-    import onnx
-
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
+        props = metadata_props(path)
+    except (OSError, ValueError) as exc:
         raise StaleExportError(f"{path} is not a readable ONNX file: {exc}") from None
-    props = {p.key: p.value for p in model.metadata_props}
     try:
         meta = json.loads(props[METADATA_KEY])
     except (KeyError, ValueError):
