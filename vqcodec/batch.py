@@ -190,17 +190,20 @@ def plan_folder(root: str | os.PathLike, out_root: str | os.PathLike, direction:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for the user."""
+    """One line for the user: the message alone for errors of data, files and memory, else with its type."""
+    if isinstance(exc, IsADirectoryError) and exc.filename:
+        return f"{exc.filename}: is a directory"
     if isinstance(exc, FileNotFoundError) and exc.filename:
         return f"{exc.filename}: no such file or directory"
-    if isinstance(exc, PermissionError) and exc.filename:
-        return f"{exc.filename}: permission denied"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied" if exc.filename else "permission denied"
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not an image file that Pillow can read"
     if isinstance(exc, MemoryError):
         return "out of memory"
     text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    return text if isinstance(exc, (ValueError, OSError, TypeError)) else f"{type(exc).__name__}: {text}"
+    plain = (ValueError, OSError, TypeError, Image.DecompressionBombError)
+    return text if isinstance(exc, plain) else f"{type(exc).__name__}: {text}"
 
 
 def _complete(task: Task, direction: str) -> bool:

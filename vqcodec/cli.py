@@ -41,26 +41,9 @@ def _describe(exc: BaseException) -> str:
     """One line describing ``exc`` for the user."""
     if isinstance(exc, CLIError):
         return str(exc)
-    if isinstance(exc, IsADirectoryError):
-        return f"{exc.filename}: is a directory"
-    if isinstance(exc, FileNotFoundError):
-        if exc.filename is not None:
-            return f"{exc.filename}: no such file or directory"
-        return str(exc)
-    if isinstance(exc, PermissionError):
-        return f"{exc.filename}: permission denied" if exc.filename else "permission denied"
-    pil_image = sys.modules.get("PIL.Image")
-    if pil_image is not None and isinstance(exc, pil_image.UnidentifiedImageError):
-        return "not an image file that Pillow can read"
-    if pil_image is not None and isinstance(exc, pil_image.DecompressionBombError):
-        return str(exc)
-    bitstream = sys.modules.get("bitstream")
-    if bitstream is not None and isinstance(exc, bitstream.FormatError):
-        return str(exc)
-    if isinstance(exc, (ValueError, OSError, TypeError)):
-        text = str(exc).strip() or type(exc).__name__
-        return text.splitlines()[0]
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    from vqcodec.batch import describe
+
+    return describe(exc)
 
 
 def _label(path: str) -> str:
