@@ -14,8 +14,10 @@ import argparse
 import datetime as _dt
 import os
 import platform
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -126,6 +128,8 @@ def table(result: dict) -> str:
         "Whole `vqcodec compress DIR -o OUT` / `vqcodec decompress OUT -o BACK` processes, start-up included; "
         "peak RSS summed over the process tree.",
         "",
+        f"Command: `{result.get('command', 'python -m benchmarks.batch')}`",
+        "",
         "| folder | jobs | step | wall s | images/s | MP/s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -170,6 +174,7 @@ def main(argv=None) -> int:
             runs.append({"folder": f"one {args.large_mp:g} MP image", **folder_run(large, None, args.model, tmp)})
     result = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks.batch " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "model": args.model or "default",
