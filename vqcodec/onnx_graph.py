@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["subpixel_conv_transposes"]
+__all__ = ["subpixel_conv_transposes", "subpixel_weights"]
 
 
 def _attributes(node) -> dict:
@@ -22,7 +22,7 @@ def _attributes(node) -> dict:
 
 
 def _rewritable(node, weights: dict) -> bool:
-    """A 2-D ConvTranspose with equal strides, no padding, one group and constant weights."""
+    """A 2-D ConvTranspose with a square kernel, equal strides, no padding, one group and constant weights."""
     if node.op_type != "ConvTranspose" or node.input[1] not in weights:
         return False
     if len(node.input) > 2 and node.input[2] and node.input[2] not in weights:
@@ -32,6 +32,7 @@ def _rewritable(node, weights: dict) -> bool:
     kernel = list(weights[node.input[1]].shape[2:])
     return (
         len(kernel) == 2
+        and kernel[0] == kernel[1]
         and len(strides) == 2
         and strides[0] == strides[1] > 1
         and a.get("group", 1) == 1
@@ -84,8 +85,11 @@ def subpixel_conv_transposes(model):
         bias = weights[node.input[2]] if len(node.input) > 2 and node.input[2] else None
         conv_w, conv_b, taps = subpixel_weights(w, bias, stride)
         kernel = w.shape[2]
-        name = node.name or node.output[0]
-        n = lambda suffix: f"{name}/subpixel/{suffix}"  # noqa: E731
+        prefix = f"{node.name or node.output[0]}/subpixel/"
+
+        def n(suffix: str, prefix: str = prefix) -> str:
+            return prefix + suffix
+
         edge = taps - 1
         graph.initializer.extend([
             numpy_helper.from_array(conv_w, n("W")),
