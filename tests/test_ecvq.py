@@ -108,6 +108,8 @@ def test_fresh_model_public_methods_work_without_build():
     indices = model.encode_to_indices(x, 0)
     assert tuple(indices.shape) == (2, 2, 2, 2)
     assert tuple(model.decode_from_indices(indices, 0).shape) == (2, 16, 16, 3)
+    core = np.asarray(model.encode_to_indices(x, 0, region=np.array([1, 2, 0, 1], np.int32)))
+    np.testing.assert_array_equal(core, np.asarray(indices)[:, 1:2, 0:1])
     with pytest.raises(ValueError, match="quality"):
         model(x)
 
