@@ -84,6 +84,15 @@ def test_compress_decompress_in_process(folder, tiny_model_path, capsys):
     assert "quality 2" in err and "bpp" in err
 
 
+def test_a_terminal_shows_each_file_s_result_beside_the_progress_bar(folder, tiny_model_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    rc = _main("compress", folder / "rgb.png", folder / "l.png", "--model", tiny_model_path, "--size", "2k")
+    assert rc == 0
+    err = capsys.readouterr().err
+    for name in ("rgb.png", "l.png"):
+        line = next(l for l in err.splitlines() if f"{name} -> " in l)
+        assert "bpp" in line and ("dB" in line or "exact" in line)
+
 def test_info(folder, model, capsys):
     data = codec.compress(_image("RGBA"), 2, model)
     (folder / "x.vqc").write_bytes(data)

@@ -533,7 +533,7 @@ def _run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> in
         run = batch.decompress_files(pending, **kwargs)
     try:
         with _own_warnings(verbose):
-            outcomes += _show_outcomes(run, args, direction, folder, tasks, failed, say, bar)
+            outcomes += _show_outcomes(run, args, direction, folder, tasks, failed, say, bar, len(finished))
     finally:
         if bar is not None:
             bar.close()
@@ -552,8 +552,11 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} bytes"
 
 
-def _show_outcomes(run, args, direction: str, folder: bool, tasks, failed, say, bar) -> list:
-    """Collects the outcomes, printing warnings, errors (listing a file) and per-file lines as they come."""
+def _show_outcomes(run, args, direction: str, folder: bool, tasks, failed, say, bar, kept: int) -> list:
+    """Collects the outcomes, printing warnings, errors (listing a file) and per-file lines as they come.
+
+    ``kept`` files were already complete, so the bar's file count starts there.
+    """
     outcomes = []
     for outcome in (run if folder else _in_order(run, tasks)):
         outcomes.append(outcome)
@@ -566,10 +569,10 @@ def _show_outcomes(run, args, direction: str, folder: bool, tasks, failed, say, 
             if not folder:
                 say(f"{PROG}: error: {source}: {outcome.error}")
             failed.append(outcome)
-        elif not folder and not args.quiet and bar is None:
+        elif not folder and not args.quiet:
             say(f"{source} -> {outcome.task.target}: {_outcome_line(outcome, direction)}")
         if bar is not None:
-            bar.set_postfix_str(f"{len(outcomes)}/{len(tasks)} files", refresh=False)
+            bar.set_postfix_str(f"{kept + len(outcomes)}/{len(tasks)} files", refresh=False)
     return outcomes
 
 
