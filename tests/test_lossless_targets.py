@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import bitstream
-from vqcodec import cli, codec
+from vqcodec import cli, codec, lossless
 from vqcodec.metrics import psnr
 
 SAMPLE = files("vqcodec") / "samples" / "endeavour.png"
@@ -83,6 +83,25 @@ def test_bilevel_line_art_goes_straight_to_lossless(model):
     assert np.array_equal(np.asarray(out), np.asarray(art.convert("L")))
     assert len(data) <= _smallest_lossless(art.convert("L"))
 
+
+
+def test_a_smooth_gradient_is_never_larger_than_lossless(model):
+    """Deflate codes a gradient hundreds of times larger than WebP does: the check must not miss it."""
+    y, x = np.mgrid[0:256, 0:384]
+    ramp = Image.fromarray(np.stack([x // 2, y, (x + y) // 3], -1).astype(np.uint8))
+    assert not lossless.few_colours(ramp)
+    for q in (codec.quality_levels(model)[0], codec.quality_levels(model)[-1]):
+        data = codec.compress(ramp, q, model)
+        assert len(data) <= _smallest_lossless(ramp)
+        assert len(data) <= len(codec.compress(ramp, q, model, lossless=False))
+
+
+def test_images_beyond_webp_s_size_limit_are_stored_as_png(model):
+    wide = Image.new("L", (lossless.WEBP_MAX_DIMENSION + 100, 24), 255)
+    ImageDraw.Draw(wide).line((0, 0, wide.width - 1, 23), fill=0)
+    data = codec.compress(wide, model=model)
+    assert codec.describe_coding(data) == "lossless (PNG)"
+    assert np.array_equal(np.asarray(codec.decompress(data, model)), np.asarray(wide))
 
 def test_lossless_alpha_is_bit_exact(model):
     rng = np.random.default_rng(0)

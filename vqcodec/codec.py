@@ -467,14 +467,14 @@ def compress(
     few = lossless_coding.few_colours(img)
     if lossless or (lossless is None and not targets and few):
         with _timed(timings, "entropy"):
-            return _lossless_file(img, strong=few)
+            return _lossless_file(img)
     grid = _encode_grid(model, padded, quality, tile_size, timings, progress)
     with _timed(timings, "entropy"):
         if targets:
             return _search_target(model, grid, img, alpha, tile_size, size, psnr, strict, lossless is None, timings)
         data = _learned_file(model, grid, img, alpha, tile_size)
         if lossless is None and lossless_coding.worth_trying(img, len(data)):
-            other = _lossless_file(img, strong=img.width * img.height <= lossless_coding.STRONG_EFFORT_PIXELS)
+            other = _lossless_file(img)
             if len(other) <= len(data):
                 return other
     return data
@@ -520,8 +520,7 @@ def _search_target(model, grid, img, alpha, tile_size, size, psnr_target, strict
         few = lossless_coding.few_colours(img)
         graphic = few or (budget is not None and lossless_coding.worth_trying(img, budget))
         if budget is None or graphic:
-            strong = few or (graphic and img.width * img.height <= lossless_coding.STRONG_EFFORT_PIXELS)
-            exact = _lossless_file(img, strong=strong)
+            exact = _lossless_file(img)
             if size is not None and len(exact) <= size:
                 return exact  # the best quality there is, and it fits
             if psnr_target is not None and (best is None or len(exact) <= len(best)):
@@ -570,10 +569,10 @@ def _learned_file(model, grid: np.ndarray, img: Image.Image, alpha, tile_size: i
     return bitstream.pack(header, payload, alpha_payload)
 
 
-def _lossless_file(img: Image.Image, strong: bool = False) -> bytes:
-    """The ``.vqc`` file holding ``img`` (a coded mode) losslessly; ``strong``: see :func:`vqcodec.lossless.encode`."""
+def _lossless_file(img: Image.Image) -> bytes:
+    """The ``.vqc`` file holding ``img`` (a coded mode) losslessly."""
     header = bitstream.Header(None, img.width, img.height, img.mode, kind="lossless")
-    return bitstream.pack(header, lossless_coding.encode(img, strong=strong))
+    return bitstream.pack(header, lossless_coding.encode(img))
 
 
 # -- decompress ---------------------------------------------------------------------

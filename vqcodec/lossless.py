@@ -21,9 +21,25 @@ __all__ = ["encode", "decode", "few_colours", "worth_trying", "payload_format", 
 MAX_COLOURS = 256
 #: ... and grey ones with at most this many levels (any 8-bit grey image has 256).
 MAX_GREY_LEVELS = 32
-#: The learned payload must be this many times smaller than a fast deflate of
-#: the pixels before trying lossless is pointless (photographs: 20-150 times).
+#: Lossless is tried when a quick lossless coding is within this factor of the
+#: learned file. The quick codings (deflate level 1 and WebP's fastest method)
+#: are at most 7 times Pillow's best on graphics, and 14-100 times the learned
+#: file on photographs, which therefore never pay for the full coding.
 WORTH_TRYING_RATIO = 10
+#: libwebp's largest width or height; larger images are coded as PNG only.
+WEBP_MAX_DIMENSION = 16383
+
+
+def _webp(img: Image.Image, **settings) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGBA" if img.mode in ("LA", "RGBA") else "RGB").save(
+        buf, format="WEBP", lossless=True, exact=True, **settings
+    )
+    return buf.getvalue()
+
+
+def _webp_fits(img: Image.Image) -> bool:
+    return max(img.size) <= WEBP_MAX_DIMENSION
 
 
 def few_colours(img: Image.Image) -> bool:
@@ -32,29 +48,36 @@ def few_colours(img: Image.Image) -> bool:
 
 
 def worth_trying(img: Image.Image, learned_bytes: int) -> bool:
-    """Could a lossless coding be no larger than ``learned_bytes``? (a deflate at level 1 bounds it from above)."""
-    quick = len(zlib.compress(np.asarray(img).tobytes(), 1))
-    return quick <= WORTH_TRYING_RATIO * learned_bytes
+    """Could a lossless coding be no larger than ``learned_bytes``?
+
+    A deflate at level 1 is the cheapest bound and catches flat graphics;
+    WebP's fastest lossless method catches smooth ones (gradients), where
+    deflate is hundreds of times too large.
+    """
+    limit = WORTH_TRYING_RATIO * learned_bytes
+    if len(zlib.compress(np.asarray(img).tobytes(), 1)) <= limit:
+        return True
+    return _webp_fits(img) and len(_webp(img, method=0, quality=0)) <= limit
 
 
-#: Graphics up to this size get WebP's slowest, strongest method.
+#: Images up to this size also get WebP's slowest, strongest method.
 STRONG_EFFORT_PIXELS = 1_000_000
 
 
-def encode(img: Image.Image, strong: bool = False) -> bytes:
+def encode(img: Image.Image) -> bytes:
     """The smallest of lossless WebP (pixels under transparent alpha kept: ``exact``) and optimised PNG.
 
-    WebP runs at Pillow's default effort and at full quality; ``strong`` adds
-    method 6, which on graphics saves a few per cent more but on photographs
-    takes 20 times as long as method 4 for 2% fewer bytes.
+    WebP runs at Pillow's default effort and at full quality; images up to
+    :data:`STRONG_EFFORT_PIXELS` add method 6, which on graphics saves a few
+    per cent more but takes 20 times as long as method 4. Images wider or
+    taller than libwebp allows are coded as PNG.
     """
-    webp = img.convert("RGBA" if img.mode in ("LA", "RGBA") else "RGB")
-    settings = [{}, {"quality": 100}] + ([{"quality": 100, "method": 6}] if strong else [])
     candidates = []
-    for extra in settings:
-        buf = io.BytesIO()
-        webp.save(buf, format="WEBP", lossless=True, exact=True, **extra)
-        candidates.append(buf.getvalue())
+    if _webp_fits(img):
+        settings = [{}, {"quality": 100}]
+        if img.width * img.height <= STRONG_EFFORT_PIXELS:
+            settings.append({"quality": 100, "method": 6})
+        candidates += [_webp(img, **extra) for extra in settings]
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     candidates.append(buf.getvalue())
