@@ -109,6 +109,18 @@ def logo() -> Image.Image:
     return img
 
 
+def gradient_slide() -> Image.Image:
+    """A presentation background: a smooth diagonal colour gradient with a flat title bar (thousands of colours)."""
+    y, x = np.mgrid[0:450, 0:800].astype(np.float32)
+    t = (x / 800 + y / 450) / 2
+    rgb = np.stack([30 + 180 * t, 60 + 120 * (1 - t), 160 + 80 * np.sin(np.pi * t)], -1)
+    img = Image.fromarray(np.round(rgb).astype(np.uint8), "RGB")
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, 0, 800, 60), fill=(250, 250, 250))
+    d.text((24, 22), "Quarterly review", fill=(20, 20, 20))
+    return img
+
+
 SAMPLES = {
     "screenshot.png": screenshot,
     "line_chart.png": line_chart,
@@ -116,6 +128,7 @@ SAMPLES = {
     "line_art.png": line_art,
     "scanned_text.png": scanned_text,
     "logo_rgba.png": logo,
+    "gradient_slide.png": gradient_slide,
 }
 
 
