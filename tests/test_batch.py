@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -143,6 +145,25 @@ def test_worker_processes_give_the_same_files(tree, tmp_path, tiny_model_path):
     for task in plan.tasks:
         assert task.target.read_bytes() == codec.compress(task.source, quality=3, model=model)
 
+
+
+def test_a_worker_that_dies_costs_no_file(tmp_path, tiny_model_path):
+    """Killing a worker breaks its pool; the files it had not finished are redone, none fails."""
+    tasks = []
+    for i in range(4):
+        _photo(96, 96, i).save(tmp_path / f"{i}.png")
+        tasks.append(batch.Task(tmp_path / f"{i}.png", tmp_path / f"{i}.vqc", 96 * 96))
+    run = batch.compress_files(tasks, model=tiny_model_path, jobs=2, quality=3)
+    outcomes = [next(run)]
+    workers = multiprocessing.active_children()
+    assert workers
+    os.kill(workers[0].pid, signal.SIGKILL)
+    outcomes += list(run)
+    assert sorted(str(o.task.source) for o in outcomes) == sorted(str(t.source) for t in tasks)
+    assert [o.status for o in outcomes] == ["done"] * 4, [o.error for o in outcomes]
+    model = codec.load_model(tiny_model_path)
+    for task in tasks:
+        assert task.target.read_bytes() == codec.compress(task.source, quality=3, model=model)
 
 def test_progress_counts_every_pixel_tile_by_tile(tmp_path, tiny_model_path):
     """A wide image is coded in several tiles; progress reaches its pixel count exactly."""

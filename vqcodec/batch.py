@@ -410,11 +410,14 @@ def _run_here(tasks, direction, model, options, measure_psnr, progress, runtime)
 
 
 def _run_pool(tasks, direction, model, options, jobs, measure_psnr, progress, runtime) -> Iterator[Outcome]:
-    cpus = os.cpu_count() or 1
-    threads = max(1, cpus // jobs)
+    """Runs the tasks on ``jobs`` worker processes.
+
+    A worker that dies (killed, out of memory) breaks its whole pool, so the
+    tasks the pool had not finished run again on one worker; if that breaks
+    too, each runs alone, and only a task that kills its own worker fails.
+    """
     context = multiprocessing.get_context("spawn")  # fork after a backend has started is unsafe
     progress_queue = context.Queue()
-    model_path = None if model is None else os.fspath(model)
     reported = [0.0] * len(tasks)
 
     def drain() -> None:
@@ -427,31 +430,52 @@ def _run_pool(tasks, direction, model, options, jobs, measure_psnr, progress, ru
             if progress is not None:
                 progress(delta * tasks[index].pixels)
 
-    with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                                     initargs=(model_path, runtime, threads, progress_queue)) as pool:
-        running = {
-            pool.submit(_worker_task, i, task, direction, options, measure_psnr): i for i, task in enumerate(tasks)
-        }
-        try:
-            while running:
-                finished, _ = futures.wait(running, timeout=0.2, return_when=futures.FIRST_COMPLETED)
-                drain()
-                for future in finished:
-                    i = running.pop(future)
-                    try:
-                        outcome = future.result()
-                    except futures.process.BrokenProcessPool:
-                        outcome = Outcome(tasks[i], "failed", "a worker process died (out of memory?)")
-                    except Exception as exc:
-                        outcome = Outcome(tasks[i], "failed", describe(exc))
-                    if progress is not None:
-                        progress((1.0 - reported[i]) * tasks[i].pixels)
-                        reported[i] = 1.0
-                    yield outcome
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
+    def finish(i: int, outcome: Outcome) -> Outcome:
+        if progress is not None:
+            progress((1.0 - reported[i]) * tasks[i].pixels)
+        reported[i] = 1.0
+        return outcome
+
+    def run_pass(indices: list[int], workers: int) -> Iterator[Outcome | int]:
+        """Outcomes of ``indices``; the index itself for a task whose pool broke before it finished."""
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        model_path = None if model is None else os.fspath(model)
+        with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                         initargs=(model_path, runtime, threads, progress_queue)) as pool:
+            running = {pool.submit(_worker_task, i, tasks[i], direction, options, measure_psnr): i for i in indices}
+            try:
+                while running:
+                    finished, _ = futures.wait(running, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+                    drain()
+                    for future in finished:
+                        i = running.pop(future)
+                        try:
+                            yield finish(i, future.result())
+                        except futures.process.BrokenProcessPool:
+                            yield i
+                        except Exception as exc:
+                            yield finish(i, Outcome(tasks[i], "failed", describe(exc)))
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+
+    def retried(indices: list[int], workers: int, broken: list[int]) -> Iterator[Outcome]:
+        for item in run_pass(indices, workers):
+            if isinstance(item, Outcome):
+                yield item
+            else:
+                broken.append(item)
+
+    first, second = [], []
+    yield from retried(list(range(len(tasks))), jobs, first)
+    if first:  # again on one worker, with less memory in use
+        yield from retried(first, 1, second)
+    for i in second:  # then each alone: the task that kills its own worker fails
+        last = []
+        yield from retried([i], 1, last)
+        if last:
+            yield finish(i, Outcome(tasks[i], "failed", "a worker process died (out of memory?)"))
 
 
 def compress_files(
