@@ -94,6 +94,28 @@ def test_dead_codes_are_revived_onto_recent_latents():
     np.testing.assert_allclose(after[0, 1:, 0], 0.1 * math.exp(np.asarray(layer.log_gains)[0, 0]), rtol=1e-5)
 
 
+
+def test_refitted_code_distributions_are_the_chosen_codes_frequencies():
+    layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=9, embedding_dim=2, gain_range=(1.0, 4.0))
+    latents = np.random.default_rng(0).laplace(0.0, 0.7, (3, 8, 8, 2)).astype("float32")
+    chosen = [np.asarray(layer.get_code_indices(latents, q)).reshape(-1, 2) for q in range(2)]
+
+    def mean_bits(q: int) -> float:
+        _, bits = layer(latents, quality=q, training=False)
+        return float(np.mean(bits))
+
+    before = [mean_bits(q) for q in range(2)]
+    layer.refit_code_distributions(latents, smoothing=0.5)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(layer.logits, axis=-1))
+    for q in range(2):
+        for g in range(2):
+            counts = np.bincount(chosen[q][:, g], minlength=9) + 0.5
+            np.testing.assert_allclose(probs[q, g], counts / counts.sum(), rtol=1e-5)
+        # the chosen codes' own frequencies code them in fewer bits than the start's flat-ish guess
+        layer_codes = np.asarray(layer.get_code_indices(latents, q)).reshape(-1, 2)
+        log_p = np.log2(probs[q][np.arange(2), layer_codes]).sum(axis=1)
+        assert -log_p.sum() / 3 < before[q]
+
 def test_fresh_model_public_methods_work_without_build():
     # Networks without keras.Input: nothing is built until the first call.
     encoder = keras.Sequential([keras.layers.Conv2D(4, 3, strides=8, padding="same")])

@@ -259,6 +259,25 @@ class EntropyConstrainedVQ(keras.layers.Layer):
             self.code_usage.assign(usage)
         return count
 
+    def refit_code_distributions(self, latents, smoothing: float = 0.1) -> None:
+        """Sets each quality's code distribution to the frequencies of the codes chosen for ``latents``.
+
+        The rate gradient moves the logits by about the learning rate per
+        step, far slower than the encoder changes the codes it picks, so the
+        trained distributions stay too flat: at 5,000 steps they charged 1.3 to
+        1.7 times the bits the chosen codes really cost. This is the rate half
+        of an ECVQ Lloyd step, run eagerly between training steps (like
+        :meth:`revive_dead_codes`); ``smoothing`` counts keep every code
+        reachable.
+        """
+        logits = ops.convert_to_numpy(self.logits).copy()
+        for q in range(self.num_qualities):
+            codes = ops.convert_to_numpy(self.get_code_indices(latents, q)).reshape(-1, self.num_groups)
+            counts = np.stack([np.bincount(codes[:, g], minlength=self.num_embeddings) for g in range(self.num_groups)])
+            counts = counts + smoothing
+            logits[q] = np.log(counts / counts.sum(axis=-1, keepdims=True))
+        self.logits.assign(logits)
+
     def compute_output_shape(self, latents_shape, quality_shape=None):
         return latents_shape, (latents_shape[0],)
 

@@ -82,17 +82,23 @@ def _indices(model, image: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(model.encode_to_indices(x, quality))[0], dtype=np.int64)
 
 
+def random_crops(images: list[np.ndarray], per_image: int, size: int, seed: int) -> np.ndarray:
+    """``per_image`` random ``size``-square crops of each image, in order: (N, size, size, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    crops = []
+    for image in images:
+        for _ in range(per_image):
+            y = rng.integers(0, image.shape[0] - size + 1)
+            x = rng.integers(0, image.shape[1] - size + 1)
+            crops.append(image[y : y + size, x : x + size])
+    return np.stack(crops)
+
+
 def fit_context_model(
     model: VariableRateVQVAE, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0
 ) -> ContextModel:
     """Fits the integer context model on random crops of ``images`` at every quality."""
-    rng = np.random.default_rng(seed)
-    crops = []
-    for image in images:
-        for _ in range(crops_per_image):
-            y = rng.integers(0, image.shape[0] - crop + 1)
-            x = rng.integers(0, image.shape[1] - crop + 1)
-            crops.append(image[y : y + crop, x : x + crop])
+    crops = random_crops(images, crops_per_image, crop, seed)
     grids = [[_indices(model, c, q) for c in crops] for q in range(model.num_qualities)]
     return ContextModel.fit(grids, model.num_embeddings)
 
@@ -189,6 +195,31 @@ class _ReviveDeadCodes(keras.callbacks.Callback):
         self.revived = 0
 
 
+class _RefitCodeDistributions(keras.callbacks.Callback):
+    """At the start and after every interval: the code distributions refitted on fixed training crops."""
+
+    def __init__(self, crops: np.ndarray, batch_size: int = 8):
+        super().__init__()
+        self.crops = crops.astype(np.float32) / 255.0
+        self.batch_size = batch_size
+
+    def _refit(self):
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        latents = np.concatenate([
+            keras.ops.convert_to_numpy(self.model.encode(self.crops[i : i + self.batch_size]))
+            for i in range(0, len(self.crops), self.batch_size)
+        ])
+        self.model.quantizer.refit_code_distributions(latents)
+
+    def on_train_begin(self, logs=None):
+        self._refit()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._refit()
+
+
 class _Budget(keras.callbacks.Callback):
     """Stops at the end of the first interval past ``minutes`` of wall time or at step ``until_step``."""
 
@@ -258,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         help="OUTPUT.ckpt.keras (with optimizer) or exported weights OUTPUT.keras (fresh optimizer from the step in OUTPUT.state.json)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--refit-codes", action=argparse.BooleanOptionalAction, default=True,
+        help="refit the code distributions to the chosen codes at the start and after every interval",
+    )
     p.add_argument("--evaluate-only", action="store_true", help="evaluate OUTPUT (no training) and write OUTPUT.eval.json")
     args = p.parse_args(argv)
 
@@ -304,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         callbacks=[
             SetDatasetEpoch(dataset),
             _ReviveDeadCodes(args.revive_every),
+            *([_RefitCodeDistributions(random_crops(images, 1, args.patch_size, args.seed))] if args.refit_codes else []),
             keras.callbacks.CSVLogger(str(output.with_suffix(".log.csv")), append=True),
             _Checkpoint(output, ["python", "-m", "vqcodec.train_variable_rate"] + list(argv if argv is not None else sys.argv[1:]), offset),
             _Budget(args.minutes, args.until_step, offset),
