@@ -1,11 +1,11 @@
-"""Folder benchmark: ``python -m benchmarks.batch --data DIR [--jobs 1,2] [--large-mp 24] [--model PATH]``.
+"""Folder benchmark: ``python -m benchmarks.batch --data DIR [--jobs 1,2] [--large-mp 24] [--large-count N] [--model PATH]``.
 
 Runs ``vqcodec compress DIR -o OUT`` and ``vqcodec decompress OUT -o BACK`` as fresh
 processes, once per worker count (``--jobs``; the default count always runs too), and
 reports wall time, images per second, megapixels per second and the peak resident memory
 of the whole process tree (sampled from /proc, so worker processes are summed). Then the
-same for a folder holding one large image (``--large-mp``, made by resizing the first
-image). Linux only (the memory sampler reads /proc). Writes batch.json and batch.md.
+same for a folder of large images (``--large-mp`` each, made by resizing the first
+images), as many as the default worker count, so that every worker holds one at once. Linux only (the memory sampler reads /proc). Writes batch.json and batch.md.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default=None, help="vqcodec model file (default: the shipped model)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by name), copied to a temporary folder")
     p.add_argument("--jobs", default="1,2", help="comma-separated worker counts to compare (the default always runs)")
-    p.add_argument("--large-mp", type=float, default=24.0, help="megapixels of the one-image folder (0 disables)")
+    p.add_argument("--large-mp", type=float, default=24.0, help="megapixels of each large image (0 disables)")
+    p.add_argument("--large-count", type=int, default=None, help="large images (default: the default worker count)")
     return p.parse_args(argv)
 
 
@@ -167,11 +168,16 @@ def main(argv=None) -> int:
             notice(f"{data}: jobs {j or 'default'}")
             runs.append({"folder": data.name, **folder_run(data, j, args.model, tmp)})
         if args.large_mp > 0:
+            from vqcodec.batch import default_jobs
+
+            count = args.large_count or default_jobs(len(images))
             large = tmp / "large"
-            large.mkdir()
-            make_large_image(images[0], args.large_mp, large)
-            notice(f"one {args.large_mp:g} MP image: default jobs")
-            runs.append({"folder": f"one {args.large_mp:g} MP image", **folder_run(large, None, args.model, tmp)})
+            for i in range(count):
+                (large / str(i)).mkdir(parents=True)
+                make_large_image(images[i % len(images)], args.large_mp, large / str(i))
+            name = f"{count} image{'s' * (count != 1)} of {args.large_mp:g} MP"
+            notice(f"{name}: default jobs")
+            runs.append({"folder": name, **folder_run(large, None, args.model, tmp)})
     result = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m benchmarks.batch " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),

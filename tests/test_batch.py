@@ -121,6 +121,8 @@ def test_a_killed_run_resumes(tree, tmp_path, tiny_model_path, capsys):
                 # what a kill in the middle of the next write leaves behind
                 (plan.tasks[2].target.parent).mkdir(parents=True, exist_ok=True)
                 (plan.tasks[2].target.parent / ("." + plan.tasks[2].target.name + ".abcd1234.tmp")).write_bytes(b"partial")
+                # and beside a finished output, what a killed --force run leaves
+                (plan.tasks[0].target.parent / ("." + plan.tasks[0].target.name + ".ffff0000.tmp")).write_bytes(b"partial")
                 os.kill(os.getpid(), signal.SIGKILL)
         """
     )
@@ -132,7 +134,7 @@ def test_a_killed_run_resumes(tree, tmp_path, tiny_model_path, capsys):
 
     assert _main("compress", tree, "-o", out, "--model", tiny_model_path) == 0
     assert "compressed 1 file, 0 failed, 2 already done" in capsys.readouterr().err
-    assert _files(out) == ["a.vqc", "sub/b.vqc", "sub/deeper/c.vqc"]  # the stale temporary is gone
+    assert _files(out) == ["a.vqc", "sub/b.vqc", "sub/deeper/c.vqc"]  # the stale temporaries are gone
     assert {p: (out / p).stat().st_mtime_ns for p in first} == first
 
 

@@ -174,6 +174,7 @@ def test_cli_target_arguments_are_checked_early(tmp_path, capsys):
         (["--size", "40k", "--psnr", "30"], "not both"),
         (["--strict"], "--strict needs --size or --psnr"),
         (["--psnr", "300"], "between 0 and 200"),
+        (["--lossless", "-q", "3"], "--lossless has no quality level"),
     ):
         assert cli.main(["compress", str(tmp_path / "s.png"), *args]) == 1
         assert message in capsys.readouterr().err

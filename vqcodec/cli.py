@@ -406,6 +406,8 @@ def _byte_size(text: str) -> int:
 
 
 def _check_targets(args) -> None:
+    if args.lossless and args.quality is not None:
+        raise CLIError("--lossless has no quality level; give -q/--quality or --lossless, not both")
     if getattr(args, "size", None) is None and getattr(args, "psnr", None) is None:
         if getattr(args, "strict", False):
             raise CLIError("--strict needs --size or --psnr")
