@@ -15,7 +15,6 @@ import argparse
 import datetime as _dt
 import io
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,7 @@ def measure(path: Path, model, quality: int | None) -> dict:
     container = len(bitstream.pack(bitstream.Header(None, img.width, img.height, img.mode, kind="lossless"), b""))
     sizes = lossless_sizes(img)
     smallest = min(sizes.values())
-    quick = min(len(zlib.compress(np.asarray(img).tobytes(), 1)), len(lossless._webp(img, method=0, quality=0)))
+    quick = lossless.quick_size(img)
     return {
         "image": path.name,
         "size": [img.width, img.height],

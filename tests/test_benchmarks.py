@@ -233,8 +233,9 @@ def test_content_benchmark_on_the_shipped_samples(tmp_path, capsys):
     assert content.main(["--data", str(samples), "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "content.json").read_text())
     rows = {r["image"]: r for r in data["images"]}
-    assert len(rows) == 6 and data["all_within_lossless"]
-    for name in ("line_art.png", "logo_rgba.png", "bar_chart.png", "screenshot.png"):
+    assert len(rows) == 7 and data["all_within_lossless"]
+    assert all(r["bytes"] <= r["smallest_lossless"] for r in rows.values())  # the bare coding too, with the container
+    for name in ("line_art.png", "logo_rgba.png", "bar_chart.png", "screenshot.png", "gradient_slide.png"):
         assert rows[name]["kind"] == "lossless" and rows[name]["exact"], rows[name]
     assert "| screenshot.png |" in capsys.readouterr().out
 

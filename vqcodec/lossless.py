@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-__all__ = ["encode", "decode", "few_colours", "worth_trying", "payload_format", "MAX_COLOURS"]
+__all__ = ["encode", "decode", "few_colours", "worth_trying", "quick_size", "payload_format", "MAX_COLOURS"]
 
 #: Colour images with at most this many distinct colours skip the learned path ...
 MAX_COLOURS = 256
@@ -47,17 +47,44 @@ def few_colours(img: Image.Image) -> bool:
     return img.getcolors(MAX_GREY_LEVELS if img.mode in ("L", "LA") else MAX_COLOURS) is not None
 
 
+def _strips(img: Image.Image) -> list[tuple[int, int, int, int]]:
+    rows = max(1, _STRIP_PIXELS // img.width)
+    return [(0, top, img.width, min(top + rows, img.height)) for top in range(0, img.height, rows)]
+
+
+def _deflate_size(img: Image.Image) -> int:
+    deflate = zlib.compressobj(1)
+    return sum(len(deflate.compress(np.asarray(img.crop(box)).tobytes())) for box in _strips(img)) + len(deflate.flush())
+
+
+def _fast_webp_size(img: Image.Image) -> int | None:
+    if not _webp_fits(img):
+        return None
+    return sum(len(_webp(img.crop(box), method=0, quality=0)) for box in _strips(img))
+
+
+def quick_size(img: Image.Image) -> int:
+    """The smaller of the two quick lossless codings :func:`worth_trying` uses, in bytes."""
+    sizes = [_deflate_size(img), _fast_webp_size(img)]
+    return min(s for s in sizes if s is not None)
+
+
 def worth_trying(img: Image.Image, learned_bytes: int) -> bool:
     """Could a lossless coding be no larger than ``learned_bytes``?
 
     A deflate at level 1 is the cheapest bound and catches flat graphics;
     WebP's fastest lossless method catches smooth ones (gradients), where
-    deflate is hundreds of times too large.
+    deflate is hundreds of times too large. Both run strip by strip.
     """
     limit = WORTH_TRYING_RATIO * learned_bytes
-    if len(zlib.compress(np.asarray(img).tobytes(), 1)) <= limit:
+    if _deflate_size(img) <= limit:
         return True
-    return _webp_fits(img) and len(_webp(img, method=0, quality=0)) <= limit
+    fast = _fast_webp_size(img)
+    return fast is not None and fast <= limit
+
+
+#: The quick codings run on strips of about this many pixels, so their memory stays small on large images.
+_STRIP_PIXELS = 1 << 20
 
 
 #: Images up to this size also get WebP's slowest, strongest method.
