@@ -172,9 +172,10 @@ def main(argv=None) -> int:
 
             count = args.large_count or default_jobs(len(images))
             large = tmp / "large"
+            large.mkdir()
             for i in range(count):
-                (large / str(i)).mkdir(parents=True)
-                make_large_image(images[i % len(images)], args.large_mp, large / str(i))
+                made = make_large_image(images[i % len(images)], args.large_mp, large)
+                made.rename(large / f"{i}_{made.name}")
             name = f"{count} image{'s' * (count != 1)} of {args.large_mp:g} MP"
             notice(f"{name}: default jobs")
             runs.append({"folder": name, **folder_run(large, None, args.model, tmp)})
