@@ -126,6 +126,23 @@ def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model) 
     return {"levels": rows, "unquantised_psnr": float(np.mean(unquantised))}
 
 
+def evaluate_shipped_codec(images: list[np.ndarray]) -> dict:
+    """The shipped codec's whole ``.vqc`` files on the same images, per quality: the curve to beat."""
+    from vqcodec import codec
+
+    model = codec.load_model()
+    rows = []
+    for q in codec.quality_levels(model):
+        bpps, psnrs = [], []
+        for image in images:
+            data = codec.compress(image, q, model, lossless=False)
+            rec = np.asarray(codec.decompress(data, model).convert("RGB"))
+            bpps.append(len(data) * 8 / (image.shape[0] * image.shape[1]))
+            psnrs.append(psnr(image, rec))
+        rows.append({"quality": q, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
+    return {"levels": rows}
+
+
 @keras.saving.register_keras_serializable(package="vqcodec")
 class WarmCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up over ``warmup`` optimizer steps, then cosine decay to ``alpha * peak`` at global step ``total``.
@@ -294,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         help="refit the code distributions to the chosen codes at the start and after every interval",
     )
     p.add_argument("--evaluate-only", action="store_true", help="evaluate OUTPUT (no training) and write OUTPUT.eval.json")
+    p.add_argument(
+        "--evaluate-shipped", action="store_true",
+        help="evaluate the shipped codec's .vqc files on the same validation images and write shipped.eval.json beside OUTPUT",
+    )
     args = p.parse_args(argv)
 
     output = Path(args.output)
@@ -302,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     train_files, val_files = files[: -args.holdout], files[-args.holdout :]
     images = [load_rgb(f) for f in train_files]
     print(f"training on {len(train_files)} images; validating on {[f.name for f in val_files]}", flush=True)
+    if args.evaluate_shipped:
+        result = evaluate_shipped_codec(validation_images(val_files))
+        with open(output.parent / "shipped.eval.json", "w") as f:
+            json.dump(result, f, indent=1)
+        for row in result["levels"]:
+            print(f"shipped q{row['quality']}: {row['bpp']:.3f} bpp {row['psnr']:.2f} dB", flush=True)
+        return 0
     if args.evaluate_only:
         model = keras.models.load_model(output, compile=False)
         state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
