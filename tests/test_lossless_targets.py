@@ -167,6 +167,16 @@ def test_impossible_size_warns_or_fails_with_strict(model, photo, tmp_path, caps
     assert not (tmp_path / "p.vqc").exists()
 
 
+
+def test_cli_psnr_target_reports_what_it_reached(model, photo, tmp_path, capsys):
+    photo.save(tmp_path / "p.png")
+    assert cli.main(["compress", str(tmp_path / "p.png"), "--psnr", "27"]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    reached = float(line.rsplit(", ", 1)[1].removesuffix(" dB"))
+    decoded = codec.decompress((tmp_path / "p.vqc").read_bytes(), model)
+    assert reached == pytest.approx(psnr(np.asarray(photo), np.asarray(decoded)), abs=0.01)
+    assert reached >= 27 and "bpp" in line
+
 def test_cli_target_arguments_are_checked_early(tmp_path, capsys):
     _screenshot().save(tmp_path / "s.png")
     for args, message in (
