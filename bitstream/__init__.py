@@ -4,7 +4,6 @@ Imports only numpy, constriction (lazily) and the standard library.
 See FORMAT.md for the byte-level specification.
 """
 
-from .coding import decode_indices, encode_indices
 from .container import DEFAULT_MAX_PIXELS, FORMAT_VERSION, KINDS, MAGIC, MODES, Header, pack, read_header, unpack
 from .errors import (
     ChecksumError,
@@ -16,7 +15,7 @@ from .errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
-from .tables import CodingTables
+from .residual_context_model import CodingTables, decode_indices, encode_indices
 
 __all__ = [
     "CodingTables",

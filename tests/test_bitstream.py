@@ -468,3 +468,38 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_modules_import_each_other_without_a_cycle():
+    """Every module of the package, with its imports of sibling modules (lazy ones
+    inside functions included), forms an acyclic graph."""
+    import ast
+    from pathlib import Path
+
+    import bitstream as package
+
+    root = Path(package.__file__).parent
+    graph = {}
+    for path in root.glob("*.py"):
+        siblings = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    siblings.add(node.module.split(".")[0])
+                else:
+                    siblings.update(alias.name for alias in node.names if (root / f"{alias.name}.py").is_file())
+        graph[path.stem] = siblings - {path.stem}
+    state = {}
+
+    def visit(module, trail):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", f"import cycle: {' -> '.join(trail + [module])}"
+        state[module] = "open"
+        for sibling in sorted(graph.get(module, ())):
+            visit(sibling, trail + [module])
+        state[module] = "done"
+
+    assert "residual_context_model" in graph and "context_model" in graph
+    for module in sorted(graph):
+        visit(module, [])
