@@ -182,3 +182,29 @@ def test_fixed_lattice_codebooks_stay_put():
     np.testing.assert_array_equal(np.asarray(layer.codebooks), np.broadcast_to(lattice_codebook(5, 1), (2, 5, 1)))
     clone = EntropyConstrainedVQ.from_config(layer.get_config())
     assert clone.learn_codebooks is False and all(w is not clone.codebooks for w in clone.trainable_weights)
+
+
+def test_reconfigured_keeps_learned_levels_and_extends_the_ladder():
+    from vqcodec.train_variable_rate import reconfigured
+
+    model = _tiny_model(seed=4, lambdas=(0.01, 0.1))
+    model.build((None, None, None, 3))
+    q = model.quantizer
+    q.log_gains.assign(np.stack([np.full(4, 0.5), np.full(4, 1.5)]).astype("float32"))
+    x = np.random.default_rng(4).random((1, 24, 16, 3)).astype("float32")
+    copy = reconfigured(model, lambdas=(0.001, 0.01, 0.1), rate_weight=0.25)
+    assert copy.lambdas == (0.001, 0.01, 0.1) and copy.quantizer.rate_weight == 0.25
+    gains = np.asarray(copy.quantizer.log_gains)
+    np.testing.assert_allclose(gains[1:], np.asarray(q.log_gains), rtol=1e-6)
+    np.testing.assert_allclose(gains[0], -0.5, rtol=1e-5)  # one decade below: extrapolated by one more step
+    np.testing.assert_array_equal(np.asarray(copy.quantizer.logits)[0], np.asarray(q.logits)[0])
+    # The transforms are the same: unchanged levels decode the same indices to the same pixels.
+    a = np.asarray(model.encode_to_indices(x, 1))
+    np.testing.assert_allclose(np.asarray(copy.decode_from_indices(a, 2)), np.asarray(model.decode_from_indices(a, 1)), atol=1e-6)
+    assert copy.get_config()["rate_weight"] == 0.25
+    # More codes: the old ones keep their place, the new ones are the next lattice points and start rarer.
+    wider = reconfigured(model, num_embeddings=16)
+    np.testing.assert_array_equal(np.asarray(wider.quantizer.codebooks)[:, :9], np.asarray(q.codebooks))
+    np.testing.assert_array_equal(np.asarray(wider.quantizer.codebooks)[0], lattice_codebook(16, 2))
+    logits = np.asarray(wider.quantizer.logits)
+    assert logits[..., 9:].max() < np.asarray(q.logits).min()

@@ -27,7 +27,7 @@ from vqcodec.metrics import psnr
 from vqcodec.train import SetDatasetEpoch, atomic_save
 from vqcodec.variable_rate_model import DEFAULT_LAMBDAS, VariableRateVQVAE
 
-__all__ = ["build_variable_rate_model", "validation_images", "fit_context_model", "evaluate", "main"]
+__all__ = ["build_variable_rate_model", "reconfigured", "validation_images", "fit_context_model", "evaluate", "main"]
 
 
 def build_variable_rate_model(
@@ -65,6 +65,55 @@ def build_variable_rate_model(
             for t, s in zip(target.weights, origin.weights, strict=True):
                 t.assign(keras.ops.convert_to_numpy(s))
     return model
+
+
+def reconfigured(
+    model: VariableRateVQVAE, lambdas=None, rate_weight: float | None = None, num_embeddings: int | None = None
+) -> VariableRateVQVAE:
+    """A copy of ``model`` with another quality ladder, assignment rate weight or more codes, keeping what it has learned.
+
+    A level whose lambda the model already has keeps its gains and code
+    distribution. A new level gets gains interpolated (or extrapolated from the
+    two nearest levels) linearly in log lambda, and the code distribution of
+    the nearest level, which the refit at the start of training replaces.
+    More codes extend each codebook with the next lattice points (the old codes
+    keep their indices) at a probability below every old code's.
+    """
+    config = model.get_config()
+    old = np.log(np.asarray(model.lambdas))
+    if lambdas is not None:
+        config["lambdas"] = [float(v) for v in lambdas]
+    if rate_weight is not None:
+        config["rate_weight"] = float(rate_weight)
+    old_k = model.num_embeddings
+    if num_embeddings is not None:
+        if num_embeddings < old_k:
+            raise ValueError(f"cannot drop codes: the model has {old_k}, asked for {num_embeddings}")
+        config["num_embeddings"] = int(num_embeddings)
+    copy = VariableRateVQVAE.from_config(config)
+    copy.build((None, None, None, 3))
+    source, target = model.quantizer, copy.quantizer
+    for t, s in zip(copy.encoder.weights + copy.decoder.weights, model.encoder.weights + model.decoder.weights, strict=True):
+        t.assign(keras.ops.convert_to_numpy(s))
+    for name in ("codebooks", "code_usage", "recent_vectors"):
+        values = keras.ops.convert_to_numpy(getattr(target, name)).copy()
+        values[:, :old_k] = keras.ops.convert_to_numpy(getattr(source, name))
+        getattr(target, name).assign(values)
+    gains = keras.ops.convert_to_numpy(source.log_gains)
+    logits = keras.ops.convert_to_numpy(source.logits)
+    extra = target.num_embeddings - old_k
+    if extra:
+        logits = np.concatenate([logits, np.broadcast_to(logits.min(-1, keepdims=True) - 1.0, logits.shape[:-1] + (extra,))], -1)
+    new_gains, new_logits = [], []
+    for value in np.log(np.asarray(copy.lambdas)):
+        nearest = np.argsort(np.abs(old - value), kind="stable")[:2]
+        a, b = sorted(nearest) if len(nearest) == 2 else (nearest[0], nearest[0])
+        t = 0.0 if a == b else (value - old[a]) / (old[b] - old[a])
+        new_gains.append(gains[a] + t * (gains[b] - gains[a]))
+        new_logits.append(logits[nearest[0]])
+    target.log_gains.assign(np.stack(new_gains))
+    target.logits.assign(np.stack(new_logits))
+    return copy
 
 
 def validation_images(files: list[Path]) -> list[np.ndarray]:
@@ -295,9 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-every", type=int, default=250)
     p.add_argument("--revive-every", type=int, default=50)
     p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
-    p.add_argument("--codes", type=int, default=64)
+    p.add_argument("--codes", type=int, help="codes per group (new model: 64; on resume: extends the model's)")
     p.add_argument("--code-dim", type=int, default=1)
-    p.add_argument("--rate-weight", type=float, default=1.0)
+    p.add_argument(
+        "--rate-weight", type=float,
+        help="weight of the bits in the code assignment (new model: 1.0; on resume: changes the model's)",
+    )
+    p.add_argument(
+        "--lambdas", type=float, nargs="+",
+        help="the quality ladder's rate-distortion lambdas (new model: the default ladder; on resume: changes the model's)",
+    )
     p.add_argument("--fixed-lattice", action="store_true", help="keep the integer-lattice codebooks (only gains and code probabilities learn)")
     p.add_argument("--gain-range", type=float, nargs=2, default=(1.0, 16.0), metavar=("LOW", "HIGH"))
     p.add_argument("--warm-start", help="copy encoder and decoder weights from this .keras model")
@@ -341,6 +397,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         model = keras.models.load_model(args.resume)
         state = json.loads(_state_path(args.resume).read_text()) if _state_path(args.resume).is_file() else {}
+        if (
+            (args.lambdas and tuple(args.lambdas) != model.lambdas)
+            or (args.rate_weight is not None and args.rate_weight != model.quantizer.rate_weight)
+            or (args.codes is not None and args.codes != model.num_embeddings)
+        ):
+            model = reconfigured(model, args.lambdas, args.rate_weight, args.codes)
+            print(
+                f"reconfigured: lambdas {list(model.lambdas)}, rate weight {model.quantizer.rate_weight}, "
+                f"{model.num_embeddings} codes; fresh optimizer",
+                flush=True,
+            )
         if getattr(model, "optimizer", None) is None:
             offset = int(state.get("step", 0))
             model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps, offset=offset), clipnorm=1.0))
@@ -350,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         offset = 0
         model = build_variable_rate_model(
-            num_embeddings=args.codes, code_dim=args.code_dim, rate_weight=args.rate_weight, gain_range=args.gain_range,
+            num_embeddings=args.codes or 64, code_dim=args.code_dim, gain_range=args.gain_range,
+            lambdas=args.lambdas or DEFAULT_LAMBDAS, rate_weight=1.0 if args.rate_weight is None else args.rate_weight,
             learn_codebooks=not args.fixed_lattice, seed=args.seed, warm_start=args.warm_start,
         )
         model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps), clipnorm=1.0))
