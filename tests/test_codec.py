@@ -120,7 +120,7 @@ def test_load_model_refuses_non_models_in_one_line(tmp_path):
         (png, r"not a vqcodec model \(not a Keras archive\)"),
         (plain_zip, r"not a vqcodec model \(a zip file without the config.json"),
         (broken, r"not a usable vqcodec model \(Keras cannot load it: "),
-        (other, r"not a vqcodec model \(it has no 'encoder'\)"),
+        (other, r"not a vqcodec model \(it has no 'encode_to_indices'\)"),
     ]:
         with pytest.raises(codec.InvalidModelError, match=str(path.name) + " is " + reason) as info:
             codec.load_model(str(path))

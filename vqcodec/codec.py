@@ -170,7 +170,7 @@ def _load_keras(p: Path, shown: str):
         raise InvalidModelError(
             f"{shown} is not a usable vqcodec model (Keras cannot load it: {_first_line(exc)})"
         ) from exc
-    for name in ("encoder", "decoder", "quantizer", "num_stages"):
+    for name in ("encode_to_indices", "decode_from_indices", "decoding_weights", "num_stages"):
         if not hasattr(model, name):
             raise InvalidModelError(f"{shown} is not a vqcodec model (it has no {name!r})")
     return model
@@ -180,26 +180,6 @@ def _resolve_model(model):
     if model is None or isinstance(model, (str, os.PathLike)):
         return load_model(model)
     return model
-
-
-#: Quantiser variables that only record training statistics: inference may
-#: overwrite them, decoding never reads them, so they are not fingerprinted.
-_STATISTICS = frozenset(
-    {"code_usage", "perplexity", "usage", "ema_cluster_size", "ema_embedding_sum", "ema_initialized"}
-)
-
-
-def _decoding_variables(model) -> list:
-    """What decoding depends on: the coding tables first, then every model
-    weight except the encoder's and the quantiser's usage/EMA statistics
-    (the decoder, the codebooks and anything else a subclass adds)."""
-    tables_var = getattr(model, "coding_tables", None)
-    skip = {id(v) for v in model.encoder.weights}
-    skip |= {id(v) for v in model.quantizer.weights if v.name in _STATISTICS}
-    if tables_var is not None:
-        skip.add(id(tables_var))
-    rest = [v for v in model.weights if id(v) not in skip]
-    return ([tables_var] if tables_var is not None else []) + rest
 
 
 def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
@@ -213,7 +193,7 @@ def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
     import keras
 
     h = hashlib.sha256(b"vqcodec-model-v2")
-    for v in _decoding_variables(model):
+    for v in model.decoding_weights():
         a = np.ascontiguousarray(keras.ops.convert_to_numpy(v))
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())

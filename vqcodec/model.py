@@ -13,7 +13,13 @@ from keras import ops
 import vqcodec.layers  # noqa: F401  (registers GDN and ResidualBlock, so saved models load)
 from vqcodec.quantizer import ResidualVectorQuantizer, _replica_context
 
-__all__ = ["VQVAEModel", "build_transforms", "deserialize_transforms"]
+__all__ = ["VQVAEModel", "build_transforms", "deserialize_transforms", "TRAINING_STATISTICS"]
+
+#: Quantiser variables that only record training statistics: inference may
+#: overwrite them and decoding never reads them.
+TRAINING_STATISTICS = frozenset(
+    {"code_usage", "perplexity", "usage", "ema_cluster_size", "ema_embedding_sum", "ema_initialized"}
+)
 
 
 def build_transforms(model: keras.Model, input_shape) -> None:
@@ -180,6 +186,18 @@ class VQVAEModel(keras.Model):
             indices = indices[..., None]
         latents = self.quantizer.lookup(indices)
         return self.decode(ops.cast(latents, self.decoder.compute_dtype))
+
+    def decoding_weights(self) -> list:
+        """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
+
+        Every weight but the encoder's and the quantiser's training statistics:
+        a file's model fingerprint is a hash of these.
+        """
+        skip = {id(v) for v in self.encoder.weights}
+        skip |= {id(v) for v in self.quantizer.weights if v.name in TRAINING_STATISTICS}
+        tables = [] if self.coding_tables is None else [self.coding_tables]
+        skip |= {id(v) for v in tables}
+        return tables + [v for v in self.weights if id(v) not in skip]
 
     def call(self, x, training=None, num_stages=None):
         latents = self.encode(x)
