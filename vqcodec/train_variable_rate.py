@@ -22,7 +22,7 @@ import numpy as np
 
 from bitstream.context_model import ContextModel
 from vqcodec.architecture import STRIDE, build_decoder, build_encoder
-from vqcodec.data import CropDataset, build_pyramid, center_crop_multiple, find_images, load_rgb
+from vqcodec.data import CropDataset, PatchDataset, build_pyramid, center_crop_multiple, find_images, load_patches, load_rgb
 from vqcodec.metrics import psnr
 from vqcodec.train import SetDatasetEpoch, atomic_save
 from vqcodec.variable_rate_model import DEFAULT_LAMBDAS, VariableRateVQVAE
@@ -332,7 +332,12 @@ class _Checkpoint(keras.callbacks.Callback):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vqcodec.train_variable_rate", description=__doc__.splitlines()[0])
-    p.add_argument("data_dir")
+    p.add_argument("data_dir", nargs="?", help="folder of training photos; the last --holdout files validate")
+    p.add_argument(
+        "--patches",
+        help="train from pre-cut uint8 patches (python -m vqcodec.data cut) instead of DATA_DIR; "
+        "no end-of-run evaluation (run --evaluate-only with DATA_DIR after)",
+    )
     p.add_argument("-o", "--output", required=True, help="output model (.keras); the checkpoint goes beside it")
     p.add_argument("--steps", type=int, default=100000, help="schedule length (the cosine decay ends here)")
     p.add_argument("--minutes", type=float, help="stop after this much wall time (at an interval's end)")
@@ -372,13 +377,22 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate the shipped codec's .vqc files on the same validation images and write shipped.eval.json beside OUTPUT",
     )
     args = p.parse_args(argv)
+    if (args.data_dir is None) == (args.patches is None):
+        p.error("give a data folder or --patches FILE.npz (one of them)")
+    if args.patches and (args.evaluate_only or args.evaluate_shipped):
+        p.error("evaluation needs the data folder (its last --holdout photos), not --patches")
 
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    files = find_images(args.data_dir)
-    train_files, val_files = files[: -args.holdout], files[-args.holdout :]
-    images = [load_rgb(f) for f in train_files]
-    print(f"training on {len(train_files)} images; validating on {[f.name for f in val_files]}", flush=True)
+    if args.patches:
+        patches = load_patches(args.patches)
+        images, val_files = list(patches), []
+        print(f"training on {len(patches)} patches from {args.patches}; no validation", flush=True)
+    else:
+        files = find_images(args.data_dir)
+        train_files, val_files = files[: -args.holdout], files[-args.holdout :]
+        images = [load_rgb(f) for f in train_files]
+        print(f"training on {len(train_files)} images; validating on {[f.name for f in val_files]}", flush=True)
     if args.evaluate_shipped:
         result = evaluate_shipped_codec(validation_images(val_files))
         with open(output.parent / "shipped.eval.json", "w") as f:
@@ -426,7 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {model.count_params():,} parameters; at step {done}", flush=True)
 
     start = done // args.log_every
-    dataset = CropDataset(images, args.batch_size, args.patch_size, steps=args.log_every, seed=args.seed, epoch=start)
+    if args.patches:
+        dataset = PatchDataset(patches, args.batch_size, args.patch_size, steps=args.log_every, seed=args.seed, epoch=start)
+    else:
+        dataset = CropDataset(images, args.batch_size, args.patch_size, steps=args.log_every, seed=args.seed, epoch=start)
     t0 = time.time()
     model.fit(
         dataset,
@@ -435,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         callbacks=[
             SetDatasetEpoch(dataset),
             _ReviveDeadCodes(args.revive_every),
-            *([_RefitCodeDistributions(random_crops(images, 1, args.patch_size, args.seed))] if args.refit_codes else []),
+            *([_RefitCodeDistributions(random_crops(images[:40], 1, args.patch_size, args.seed))] if args.refit_codes else []),
             keras.callbacks.CSVLogger(str(output.with_suffix(".log.csv")), append=True),
             _Checkpoint(output, ["python", "-m", "vqcodec.train_variable_rate"] + list(argv if argv is not None else sys.argv[1:]), offset),
             _Budget(args.minutes, args.until_step, offset),
@@ -449,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     keras.config.set_dtype_policy("float32")
     exported = export_float32(model)
     atomic_save(exported, output)
+    if args.patches:
+        print(f"saved {output}; evaluate it with --evaluate-only and the data folder", flush=True)
+        return 0
 
     _report(exported, images, val_files, output.with_suffix(".eval.json"), step=steps, wall_s=round(time.time() - t0), args=vars(args))
     return 0

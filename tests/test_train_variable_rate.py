@@ -1,0 +1,62 @@
+"""``python -m vqcodec.train_variable_rate`` end to end: from pre-cut patches, then resumed with a changed ladder."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from vqcodec import data as vdata
+from vqcodec import train_variable_rate as tvr
+
+SHORT = "--log-every 2 --batch-size 2 --patch-size 32 --seed 0".split()
+
+
+@pytest.fixture(scope="module")
+def patches(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:72, 0:88] / 88.0
+    for i in range(3):
+        c = rng.random((3, 2))
+        img = np.stack([c[k, 0] + c[k, 1] * np.sin(7 * xx * (k + 1) + i) * np.cos(5 * yy) for k in range(3)], -1)
+        img = np.clip(img / img.max() + 0.03 * rng.standard_normal(img.shape), 0, 1)
+        Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"im{i}.png")
+    path = folder / "patches.npz"
+    vdata.save_patches(path, vdata.cut_patches(folder, 8, 48, seed=0))
+    return path
+
+
+def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tmp_path, capsys):
+    first = tmp_path / "a" / "model.keras"
+    argv = ["--patches", str(patches), "-o", str(first), "--steps", "4", "--codes", "16", "--lambdas", "0.01", "0.1"]
+    assert tvr.main(argv + SHORT) == 0
+    assert json.loads((first.parent / "model.state.json").read_text())["step"] == 4
+    assert len((first.parent / "model.log.csv").read_text().strip().splitlines()) == 1 + 2  # header + 2 intervals
+
+    second = tmp_path / "b" / "model.keras"
+    argv = [
+        "--patches", str(patches), "-o", str(second), "--resume", str(first), "--steps", "6",
+        "--codes", "32", "--lambdas", "0.003", "0.01", "0.1", "--rate-weight", "0.25",
+    ]
+    assert tvr.main(argv + SHORT) == 0
+    out = capsys.readouterr().out
+    assert "reconfigured: lambdas [0.003, 0.01, 0.1], rate weight 0.25, 32 codes" in out
+    assert json.loads((second.parent / "model.state.json").read_text())["step"] == 6
+    model = keras.models.load_model(second, compile=False)
+    assert model.lambdas == (0.003, 0.01, 0.1) and model.num_embeddings == 32 and model.quantizer.rate_weight == 0.25
+    x = np.random.default_rng(1).random((1, 32, 32, 3)).astype("float32")
+    for q in range(3):
+        indices = np.asarray(model.encode_to_indices(x, q))
+        assert indices.shape == (1, 4, 4, 64) and indices.min() >= 0 and indices.max() < 32
+        assert np.isfinite(np.asarray(model.decode_from_indices(indices, q))).all()
+
+
+def test_needs_exactly_one_data_source(patches, tmp_path, capsys):
+    for argv in ([], [str(patches.parent), "--patches", str(patches)]):
+        with pytest.raises(SystemExit):
+            tvr.main(argv + ["-o", str(tmp_path / "m.keras")])
+        assert "give a data folder or --patches" in capsys.readouterr().err
