@@ -208,3 +208,28 @@ def test_reconfigured_keeps_learned_levels_and_extends_the_ladder():
     np.testing.assert_array_equal(np.asarray(wider.quantizer.codebooks)[0], lattice_codebook(16, 2))
     logits = np.asarray(wider.quantizer.logits)
     assert logits[..., 9:].max() < np.asarray(q.logits).min()
+
+
+@pytest.mark.parametrize("rate_weight", [0.25, 1.0])
+def test_windowed_search_of_a_fixed_lattice_equals_the_full_search(rate_weight):
+    """A fixed 1-D lattice searches WINDOW codes either side of the rounded latent, and zero: same choice as all K."""
+    rng = np.random.default_rng(5)
+    layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=256, embedding_dim=8, learn_codebooks=False, rate_weight=rate_weight)
+    assert layer.windowed
+    index = np.arange(256)
+    values = np.where(index % 2, -(index + 1) // 2, index // 2)
+    for scale in (0.3, 3.0):  # a peaked and a broad refitted distribution (smoothing 0.1 of 1e5 counts)
+        counts = np.exp(-np.abs(values) / scale) * 1e5 + 0.1
+        logits = np.log(counts / counts.sum()) + rng.normal(0, 0.5, (2, 8, 256))
+        layer.logits.assign(logits.astype("float32"))
+        layer.log_gains.assign(np.log(rng.uniform(1, 14, (2, 8))).astype("float32"))
+        x = rng.laplace(0, 1.5, (3, 6, 5, 8)).astype("float32")
+        for q in (0, 1):
+            quality = layer.quality_vector(x, q)
+            u, _ = layer._scaled_groups(x, quality)
+            full, _ = layer._assign(u, layer._code_bits(quality, 4))
+            np.testing.assert_array_equal(np.asarray(layer.get_code_indices(x, q)), np.asarray(full))
+            # Training sees the same bits: those of the chosen codes.
+            _, bits = layer(x, quality=quality, training=True)
+            chosen_bits = np.take_along_axis(np.asarray(layer._code_bits(quality, 4)), np.asarray(full)[..., None], -1)
+            np.testing.assert_allclose(np.asarray(bits), chosen_bits.reshape(3, -1).sum(1), rtol=1e-5)

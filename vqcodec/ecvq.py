@@ -19,7 +19,8 @@ the origin (a uniform scalar quantiser for ``d = 1``), so no code starts far
 from the data. With ``learn_codebooks=False`` they stay there: the gains alone
 set the step size, so every quality keeps a full-range uniform quantiser (a
 codebook shared by all qualities otherwise drifts toward the coarse levels'
-data and clips the fine ones). Learned codebooks revive dead codes outside the
+data and clips the fine ones), and the search for the best code looks only
+near each latent (:data:`WINDOW`). Learned codebooks revive dead codes outside the
 compiled step (:meth:`EntropyConstrainedVQ.revive_dead_codes`), because a
 trainable variable cannot be reassigned inside a JAX train step.
 """
@@ -37,6 +38,12 @@ from vqcodec.quantizer import first_argmin
 __all__ = ["EntropyConstrainedVQ", "lattice_codebook"]
 
 _LN2 = math.log(2.0)
+#: With a fixed 1-D lattice the assignment considers only the codes within this
+#: many steps of the rounded latent, and zero. Moving k steps further from the
+#: latent costs k^2 + k more distance, more than rate_weight times the bits any
+#: refitted distribution can save for rate weights up to 1, so the choice
+#: equals a search over all K codes, at a fraction of the work (K is 256).
+WINDOW = 4
 
 
 def lattice_codebook(num_codes: int, code_dim: int) -> np.ndarray:
@@ -167,12 +174,52 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         one_hot = ops.one_hot(ops.cast(indices, "int32"), self.num_embeddings, dtype="float32")
         return ops.einsum("...gk,gkd->...gd", one_hot, ops.convert_to_tensor(self.codebooks))
 
+    @property
+    def windowed(self) -> bool:
+        """Whether codes are searched near each latent only (a fixed 1-D lattice, see :data:`WINDOW`)."""
+        return self.code_dim == 1 and not self.learn_codebooks
+
+    def _window_assign(self, u, quality):
+        """ECVQ over the lattice points near each scaled latent, and zero.
+
+        ``u`` is (B, .., G, 1). Returns (indices (B, .., G) int32, chosen values
+        (B, .., G, 1), the chosen codes' bits (B, .., G) with gradient to the
+        logits, the bits expected under the soft assignment (B, .., G) with
+        gradient to ``u``).
+        """
+        x = u[..., 0]
+        low, high = -(self.num_embeddings // 2), (self.num_embeddings - 1) // 2
+        centre = ops.stop_gradient(ops.clip(ops.round(x), low, high))
+        offsets = ops.arange(-WINDOW, WINDOW + 1, dtype="float32")
+        values = ops.concatenate([centre[..., None] + offsets, ops.zeros_like(centre)[..., None]], axis=-1)
+        valid = ops.concatenate(
+            [(values[..., :-1] >= low) & (values[..., :-1] <= high), (ops.abs(centre) > WINDOW)[..., None]], axis=-1
+        )
+        values = ops.where(valid, values, 0.0)
+        # The lattice lists 0, -1, 1, -2, 2, ...: value v has index 2|v| - (v < 0).
+        indices = ops.cast(ops.where(values < 0, -2.0 * values - 1.0, 2.0 * values), "int32")
+        shape = ops.shape(indices)
+        log_probs = ops.log_softmax(ops.take(ops.convert_to_tensor(self.logits), ops.cast(quality, "int32"), axis=0), axis=-1)
+        table = ops.reshape(-log_probs / _LN2, (shape[0], self.num_groups * self.num_embeddings))
+        flat = indices + ops.arange(self.num_groups, dtype="int32")[:, None] * self.num_embeddings
+        bits = ops.reshape(ops.take_along_axis(table, ops.reshape(flat, (shape[0], -1)), axis=1), shape)
+        distances = ops.square(x[..., None] - values)
+        cost = ops.where(valid, distances + self.rate_weight * ops.stop_gradient(bits), 1e30)
+        choice = first_argmin(cost, axis=-1)[..., None]
+        chosen = ops.take_along_axis(values, choice, axis=-1)
+        hard_bits = ops.take_along_axis(bits, choice, axis=-1)[..., 0]
+        soft = ops.softmax(ops.where(valid, -distances / self.temperature, -1e30), axis=-1)
+        soft_bits = ops.sum(soft * ops.stop_gradient(bits), axis=-1)
+        return ops.take_along_axis(indices, choice, axis=-1)[..., 0], chosen, hard_bits, soft_bits
+
     # -- public inference API ----------------------------------------------
 
     def get_code_indices(self, latents, quality):
         """Code index of every group at ``quality``: int32 of shape ``latents.shape[:-1] + (G,)``."""
         quality = self.quality_vector(latents, quality)
         u, _ = self._scaled_groups(latents, quality)
+        if self.windowed:
+            return self._window_assign(u, quality)[0]
         indices, _ = self._assign(u, self._code_bits(quality, len(latents.shape)))
         return ops.cast(indices, "int32")
 
@@ -197,11 +244,19 @@ class EntropyConstrainedVQ(keras.layers.Layer):
 
     def call(self, latents, quality, training=None):
         quality = self.quality_vector(latents, quality)
-        rank = len(latents.shape)
         u, gains = self._scaled_groups(latents, quality)
-        bits = self._code_bits(quality, rank)
-        indices, distances = self._assign(u, ops.stop_gradient(bits))
-        chosen = self._lookup_scaled(indices)
+        if self.windowed:
+            _, chosen, hard_bits, soft_bits = self._window_assign(u, quality)
+        else:
+            bits = self._code_bits(quality, len(latents.shape))
+            indices, distances = self._assign(u, ops.stop_gradient(bits))
+            chosen = self._lookup_scaled(indices)
+            one_hot = ops.one_hot(indices, self.num_embeddings, dtype="float32")
+            hard_bits = ops.sum(one_hot * bits, axis=-1)
+            soft = ops.softmax(-distances / self.temperature, axis=-1)
+            soft_bits = ops.sum(soft * ops.stop_gradient(bits), axis=-1)
+            if training:
+                self._track_usage(u, one_hot)
 
         # The VQ losses see the latents at a fixed scale: only the rate-distortion loss trains the gains.
         u_fixed = ops.reshape(ops.cast(latents, "float32") * ops.stop_gradient(gains), ops.shape(u))
@@ -211,15 +266,8 @@ class EntropyConstrainedVQ(keras.layers.Layer):
 
         # Rate: the chosen codes' bits (gradient to the logits) plus, for the encoder and
         # gains, the gradient of the bits expected under a soft assignment.
-        one_hot = ops.one_hot(indices, self.num_embeddings, dtype="float32")
-        hard_bits = ops.sum(one_hot * bits, axis=-1)
-        soft = ops.softmax(-distances / self.temperature, axis=-1)
-        soft_bits = ops.sum(soft * ops.stop_gradient(bits), axis=-1)
         position_bits = hard_bits + soft_bits - ops.stop_gradient(soft_bits)
         example_bits = ops.sum(ops.reshape(position_bits, (ops.shape(position_bits)[0], -1)), axis=1)
-
-        if training:
-            self._track_usage(u, one_hot)
 
         quantized = u + ops.stop_gradient(chosen - u)
         quantized = ops.reshape(quantized, ops.shape(latents)[:-1] + (self.embedding_dim,)) / gains
