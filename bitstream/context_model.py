@@ -15,7 +15,10 @@ decoder already has:
   with the centre from the previous group and the four neighbours from the
   current group's anchors.
 
-Missing neighbours (borders, the first group) count as class 0. The tables
+Missing neighbours (borders, the first group) count as class 0. Each
+context's distribution is its counts plus :data:`BACKOFF` counts' worth of its
+group's marginal distribution (every code counted once more), so a rare
+context borrows from its group instead of from a flat prior. The tables
 are integer counts, so the probabilities, and so the bytes, are the same on
 every machine and runtime: nothing here depends on floating-point network
 output.
@@ -27,9 +30,12 @@ import numpy as np
 
 from .errors import CorruptDataError
 
-__all__ = ["ContextModel", "NUM_CONTEXTS"]
+__all__ = ["ContextModel", "NUM_CONTEXTS", "BACKOFF"]
 
 NUM_CONTEXTS = 16
+#: Weight, in counts, of a group's marginal distribution in each of its contexts' distributions.
+BACKOFF = 32
+_MAX_TOTAL = 1 << 26
 _CLASS_SHARES = (4, 16, 64)  # class 0: count * 4 >= total; 1: * 16 >= total; 2: * 64 >= total; else 3
 
 
@@ -63,9 +69,14 @@ class ContextModel:
         for cls, share in reversed(list(enumerate(_CLASS_SHARES))):
             classes[marginal * share >= totals] = cls
         self.classes = classes
-        # Smoothed probabilities from integers: exact float64 arithmetic on every machine.
-        smoothed = (self.counts * 2 + 1).astype(np.float64)
-        self.probabilities = smoothed / smoothed.sum(axis=-1, keepdims=True)
+        # Each context's counts backed off to its group's marginal (BACKOFF counts' worth), every
+        # code kept reachable: integers below 2**53, so exact float64 arithmetic on every machine.
+        if totals.max(initial=0) >= _MAX_TOTAL:
+            raise ValueError(f"counts of one quality and group must sum below {_MAX_TOTAL}")
+        prior = marginal + 1
+        weights = self.counts * prior.sum(axis=-1)[:, :, None, None] + BACKOFF * prior[:, :, None, :]
+        weights = weights.astype(np.float64)
+        self.probabilities = weights / weights.sum(axis=-1, keepdims=True)
         # The least a symbol can cost (its most probable code in its likeliest context), allowing
         # for the coder's 24-bit rounding: a payload shorter than that cannot hold the grid.
         best = np.minimum(self.probabilities.max(axis=-1) + 2.0**-23, 1.0 - (self.num_codes - 1) * 2.0**-24)

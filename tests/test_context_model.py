@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bitstream import CorruptDataError
-from bitstream.context_model import NUM_CONTEXTS, ContextModel
+from bitstream.context_model import BACKOFF, NUM_CONTEXTS, ContextModel
 
 
 def _correlated_grids(rng: np.random.Generator, count: int, shape=(12, 16, 4), codes: int = 16):
@@ -91,3 +91,17 @@ def test_corrupt_payloads_are_refused_without_allocating_the_claimed_grid():
         except CorruptDataError:
             pass
 
+
+
+def test_an_unseen_context_backs_off_to_its_groups_marginal():
+    counts = np.zeros((1, 2, NUM_CONTEXTS, 4), np.int64)
+    counts[0, 0, 3] = [90, 5, 5, 0]  # one context seen, mostly code 0
+    counts[0, 0, 9] = [0, 0, 0, 100]  # another, always code 3
+    model = ContextModel(counts)
+    marginal = np.array([90, 5, 5, 100]) + 1
+    np.testing.assert_allclose(model.probabilities[0, 0, 0], marginal / marginal.sum())
+    # A seen context is its counts plus BACKOFF counts' worth of the marginal.
+    seen = counts[0, 0, 3] + BACKOFF * marginal / marginal.sum()
+    np.testing.assert_allclose(model.probabilities[0, 0, 3], seen / seen.sum())
+    # A group with no counts at all is uniform.
+    np.testing.assert_allclose(model.probabilities[0, 1, 5], 0.25)
