@@ -129,3 +129,11 @@ def test_psnr_and_center_crop():
     im = np.arange(21 * 30).reshape(21, 30)
     c = data.center_crop_multiple(im, 8, max_side=16)
     assert c.shape == (16, 16) and c[0, 0] == im[2, 7]
+
+
+def test_cut_patches_leaves_out_the_validation_files(tmp_path):
+    Image.fromarray(np.full((40, 40, 3), (200, 0, 0), np.uint8)).save(tmp_path / "1.png")
+    Image.fromarray(np.full((40, 40, 3), (0, 0, 200), np.uint8)).save(tmp_path / "2.png")  # the last: validation
+    kept = data.cut_patches(tmp_path, 12, 32, holdout=1)
+    assert (kept[..., 2] == 0).all() and (kept[..., 0] == 200).all()
+    assert (data.cut_patches(tmp_path, 12, 32)[..., 2] == 200).any()

@@ -147,9 +147,15 @@ class PatchDataset(_RandomCrops):
         return patch[y : y + p, x : x + p]
 
 
-def cut_patches(data_dir: str | Path, count: int, patch_size: int, seed: int = 0, scales=DEFAULT_SCALES) -> np.ndarray:
-    """``count`` random crops (uint8 (count, P, P, 3)) from the images under ``data_dir``, as in training."""
-    images = [load_rgb(f) for f in find_images(data_dir)]
+def cut_patches(
+    data_dir: str | Path, count: int, patch_size: int, seed: int = 0, scales=DEFAULT_SCALES, holdout: int = 0
+) -> np.ndarray:
+    """``count`` random crops (uint8 (count, P, P, 3)) from the images under ``data_dir``, as in training.
+
+    ``holdout``: leave out the last files, the ones training validates on.
+    """
+    files = find_images(data_dir)
+    images = [load_rgb(f) for f in files[: len(files) - int(holdout)]]
     ds = CropDataset(images, batch_size=min(int(count), 256), patch_size=patch_size, steps=1, scales=scales, seed=seed)
     out = np.empty((int(count), patch_size, patch_size, 3), np.uint8)
     for b, start in enumerate(range(0, int(count), ds.batch_size)):
@@ -203,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout", type=int, default=0, help="leave out the last N files (training's validation images)")
     args = parser.parse_args(argv)
-    patches = cut_patches(args.data_dir, args.count, args.patch_size, seed=args.seed)
+    patches = cut_patches(args.data_dir, args.count, args.patch_size, seed=args.seed, holdout=args.holdout)
     save_patches(args.output, patches)
     print(f"wrote {len(patches)} patches of {args.patch_size}x{args.patch_size} to {args.output}")
     return 0
