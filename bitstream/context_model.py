@@ -6,16 +6,17 @@ anchor positions, then the others. Each symbol's context is one of
 :data:`NUM_CONTEXTS` values computed with integer arithmetic from indices the
 decoder already has:
 
-- every index maps to a *class* 0..3 by how common its code is at that
-  quality and group (at least 1/4, 1/16, 1/64 of the fitted counts, or rarer),
-  decided by integer comparisons of the counts;
-- an anchor's context is ``(2 * centre + up + down + left + right) * 8 // 19``
-  over the classes of the *previous group* at and around its position;
-- a non-anchor's context is ``8 + (centre + up + down + left + right) // 2``
-  with the centre from the previous group and the four neighbours from the
-  current group's anchors.
+- an index is *active* unless it is its group's most common code at that
+  quality (the first of the most common, by the fitted counts);
+- a position's *activity* ``a`` counts the active indices of the groups
+  already coded there, and its level is
+  ``L = bin((2 * a + a_up + a_down + a_left + a_right) * 32 // (6 * max(g, 1)))``
+  with the bins' lower edges 1, 2, 4, 7, 11, 16, 24 (``L`` in 0..7);
+- an anchor's context is ``L``;
+- a non-anchor's context is ``8 + min(n + L // 2, 7)``, ``n`` the number of
+  active indices among its four anchor neighbours in the current group.
 
-Missing neighbours (borders, the first group) count as class 0. Each
+Missing neighbours (borders) count as inactive. Each
 context's distribution is its counts plus :data:`BACKOFF` counts' worth of its
 group's marginal distribution (every code counted once more), so a rare
 context borrows from its group instead of from a flat prior. The tables
@@ -36,7 +37,8 @@ NUM_CONTEXTS = 16
 #: Weight, in counts, of a group's marginal distribution in each of its contexts' distributions.
 BACKOFF = 32
 _MAX_TOTAL = 1 << 26
-_CLASS_SHARES = (4, 16, 64)  # class 0: count * 4 >= total; 1: * 16 >= total; 2: * 64 >= total; else 3
+#: Lower edges of the activity levels 1..7 (level 0 below the first).
+_ACTIVITY_EDGES = np.array([1, 2, 4, 7, 11, 16, 24])
 
 
 def _constriction():
@@ -45,9 +47,9 @@ def _constriction():
     return constriction
 
 
-def _neighbour_sum(classes: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def _neighbour_sum(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Sum of the up/down/left/right entries of an (h, w) int array (masked entries count 0)."""
-    c = classes if mask is None else np.where(mask, classes, 0)
+    c = values if mask is None else np.where(mask, values, 0)
     p = np.pad(c, 1)
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
 
@@ -63,12 +65,9 @@ class ContextModel:
             raise ValueError("counts must be non-negative")
         self.counts = counts.astype(np.int64)
         self.num_qualities, self.num_groups, _, self.num_codes = counts.shape
-        totals = self.counts.sum(axis=(2, 3))[..., None]  # (Q, G, 1)
+        totals = self.counts.sum(axis=(2, 3))  # (Q, G)
         marginal = self.counts.sum(axis=2)  # (Q, G, K)
-        classes = np.full(marginal.shape, 3, np.int64)
-        for cls, share in reversed(list(enumerate(_CLASS_SHARES))):
-            classes[marginal * share >= totals] = cls
-        self.classes = classes
+        self.usual = marginal.argmax(axis=-1)  # (Q, G): the most common code, first on ties
         # Each context's counts backed off to its group's marginal (BACKOFF counts' worth), every
         # code kept reachable: integers below 2**53, so exact float64 arithmetic on every machine.
         if totals.max(initial=0) >= _MAX_TOTAL:
@@ -89,7 +88,7 @@ class ContextModel:
         """Counts the contexts of ``grids_by_quality[q]`` ((h, w, G) int grids) at every quality."""
         q_count = len(grids_by_quality)
         groups = next(g.shape[-1] for grids in grids_by_quality for g in grids)
-        # Classes come from the marginal counts, contexts from the classes: count twice.
+        # The usual codes come from the marginal counts, the contexts from them: count twice.
         marginal = np.zeros((q_count, groups, NUM_CONTEXTS, num_codes), np.int64)
         for q, grids in enumerate(grids_by_quality):
             for grid in grids:
@@ -107,29 +106,35 @@ class ContextModel:
 
     # -- contexts ----------------------------------------------------------
 
-    def _group_contexts(self, grid: np.ndarray, q: int, g: int, anchors_done: bool):
-        """(positions, contexts) of group ``g``'s anchors, or non-anchors once the anchors are in ``grid``."""
+    def _group_contexts(self, grid: np.ndarray, q: int, g: int, activity: np.ndarray, anchors_done: bool):
+        """(positions, contexts) of group ``g``'s anchors, or non-anchors once the anchors are in ``grid``.
+
+        ``activity``: (h, w) count of active indices in groups ``0 .. g - 1``.
+        """
         h, w, _ = grid.shape
         ii, jj = np.indices((h, w))
         anchor = (ii + jj) % 2 == 0
-        if g > 0:
-            prev = self.classes[q, g - 1][grid[..., g - 1]]
-        else:
-            prev = np.zeros((h, w), np.int64)
+        local = (2 * activity + _neighbour_sum(activity)) * 32 // (6 * max(g, 1))
+        level = np.searchsorted(_ACTIVITY_EDGES, local, side="right")
         if not anchors_done:
-            ctx = (2 * prev + _neighbour_sum(prev)) * 8 // 19
-            mask = anchor
+            ctx, mask = level, anchor
         else:
-            cur = self.classes[q, g][grid[..., g]]
-            ctx = 8 + (prev + _neighbour_sum(cur, anchor)) // 2
+            active = (grid[..., g] != self.usual[q, g]).astype(np.int64)
+            ctx = 8 + np.minimum(_neighbour_sum(active, anchor) + level // 2, 7)
             mask = ~anchor
         positions = np.flatnonzero(mask.ravel())
         return positions, ctx.ravel()[positions]
 
+    def _activities(self, grid: np.ndarray, q: int) -> np.ndarray:
+        """(h, w, G): per group, the count of active indices in the groups before it."""
+        active = (grid != self.usual[q]).astype(np.int64)
+        return np.cumsum(active, axis=-1) - active
+
     def _contexts(self, grid: np.ndarray, q: int):
         """For every group: [(anchor positions, contexts), (non-anchor positions, contexts)] of a full grid."""
+        activities = self._activities(grid, q)
         return [
-            [self._group_contexts(grid, q, g, False), self._group_contexts(grid, q, g, True)]
+            [self._group_contexts(grid, q, g, activities[..., g], False), self._group_contexts(grid, q, g, activities[..., g], True)]
             for g in range(grid.shape[-1])
         ]
 
@@ -185,16 +190,18 @@ class ContextModel:
             )
         coder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         grid = np.zeros((height, width, self.num_groups), np.int32)
+        activity = np.zeros((height, width), np.int64)
         for g in range(self.num_groups):
             flat = grid[..., g].reshape(-1)
             for anchors_done in (False, True):
-                positions, contexts = self._group_contexts(grid, quality, g, anchors_done)
+                positions, contexts = self._group_contexts(grid, quality, g, activity, anchors_done)
                 for pos, probs in self._chunks(quality, g, positions, contexts):
                     try:
                         flat[pos] = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos))
                     except (ValueError, RuntimeError, AssertionError) as exc:
                         raise CorruptDataError(f"index payload does not decode: {exc}") from None
                 grid[..., g] = flat.reshape(height, width)
+            activity += grid[..., g] != self.usual[quality, g]
         if not coder.maybe_exhausted():
             raise CorruptDataError("index payload has data left over after the grid")
         return grid
