@@ -17,15 +17,16 @@ SHORT = "--log-every 2 --batch-size 2 --patch-size 32 --seed 0".split()
 
 @pytest.fixture(scope="module")
 def patches(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
+    folder = tmp_path_factory.mktemp("data") / "photos"
+    folder.mkdir()
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:72, 0:88] / 88.0
+    yy, xx = np.mgrid[0:256, 0:264] / 264.0  # big enough for the context model's 256-pixel crops
     for i in range(3):
         c = rng.random((3, 2))
         img = np.stack([c[k, 0] + c[k, 1] * np.sin(7 * xx * (k + 1) + i) * np.cos(5 * yy) for k in range(3)], -1)
         img = np.clip(img / img.max() + 0.03 * rng.standard_normal(img.shape), 0, 1)
         Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"im{i}.png")
-    path = folder / "patches.npz"
+    path = folder.parent / "patches.npz"
     vdata.save_patches(path, vdata.cut_patches(folder, 8, 48, seed=0))
     return path
 
@@ -36,6 +37,15 @@ def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tm
     assert tvr.main(argv + SHORT) == 0
     assert json.loads((first.parent / "model.state.json").read_text())["step"] == 4
     assert len((first.parent / "model.log.csv").read_text().strip().splitlines()) == 1 + 2  # header + 2 intervals
+
+    # Evaluated on a folder: whole images, every level, the container's bytes counted.
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    Image.fromarray(np.full((40, 48, 3), 120, np.uint8)).save(tests / "flat.png")
+    assert tvr.main([str(patches.parent / "photos"), "-o", str(first), "--holdout", "2", "--evaluate-on", str(tests)]) == 0
+    result = json.loads((first.parent / "model.tests.eval.json").read_text())
+    assert result["image_count"] == 1 and result["step"] == 4 and [r["quality"] for r in result["levels"]] == [0, 1]
+    assert all(r["bpp"] >= tvr.CONTAINER_BYTES * 8 / (40 * 48) for r in result["levels"])
 
     second = tmp_path / "b" / "model.keras"
     argv = [
@@ -56,7 +66,7 @@ def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tm
 
 
 def test_needs_exactly_one_data_source(patches, tmp_path, capsys):
-    for argv in ([], [str(patches.parent), "--patches", str(patches)]):
+    for argv in ([], [str(patches.parent / "photos"), "--patches", str(patches)]):
         with pytest.raises(SystemExit):
             tvr.main(argv + ["-o", str(tmp_path / "m.keras")])
         assert "give a data folder or --patches" in capsys.readouterr().err

@@ -152,8 +152,15 @@ def fit_context_model(
     return ContextModel.fit(grids, model.num_embeddings)
 
 
-def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model) -> dict:
-    """Per quality: mean real coded bpp and PSNR over ``images``; and the transforms' unquantised PSNR."""
+#: Header and CRC of a learned ``.vqc`` file of a Kodak-sized image (FORMAT.md), for whole-file rates.
+CONTAINER_BYTES = 28
+
+
+def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model, container_bytes: int = 0) -> dict:
+    """Per quality: mean real coded bpp and PSNR over ``images``; and the transforms' unquantised PSNR.
+
+    ``container_bytes`` are added to every payload (0: the payload alone).
+    """
     rows = []
     for q in range(model.num_qualities):
         bpps, psnrs = [], []
@@ -164,7 +171,7 @@ def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model) 
                 raise RuntimeError(f"quality {q}: the coded grid does not decode to itself")
             rec = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], q))[0]
             rec = np.clip(np.round(rec * 255.0), 0, 255)
-            bpps.append(len(data) * 8 / (image.shape[0] * image.shape[1]))
+            bpps.append((len(data) + container_bytes) * 8 / (image.shape[0] * image.shape[1]))
             psnrs.append(psnr(image, rec))
         rows.append({"quality": q, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
     unquantised = []
@@ -373,13 +380,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--evaluate-only", action="store_true", help="evaluate OUTPUT (no training) and write OUTPUT.eval.json")
     p.add_argument(
+        "--evaluate-on", metavar="DIR",
+        help="evaluate OUTPUT on every image of DIR (sides multiples of 8; rates with the container's bytes) "
+        "and write OUTPUT.DIRNAME.eval.json; the context model is fitted on the training photos",
+    )
+    p.add_argument(
         "--evaluate-shipped", action="store_true",
         help="evaluate the shipped codec's .vqc files on the same validation images and write shipped.eval.json beside OUTPUT",
     )
     args = p.parse_args(argv)
     if (args.data_dir is None) == (args.patches is None):
         p.error("give a data folder or --patches FILE.npz (one of them)")
-    if args.patches and (args.evaluate_only or args.evaluate_shipped):
+    if args.patches and (args.evaluate_only or args.evaluate_shipped or args.evaluate_on):
         p.error("evaluation needs the data folder (its last --holdout photos), not --patches")
 
     output = Path(args.output)
@@ -400,10 +412,17 @@ def main(argv: list[str] | None = None) -> int:
         for row in result["levels"]:
             print(f"shipped q{row['quality']}: {row['bpp']:.3f} bpp {row['psnr']:.2f} dB", flush=True)
         return 0
+    if args.evaluate_on:
+        model = keras.models.load_model(output, compile=False)
+        state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
+        test = [load_rgb(f) for f in find_images(args.evaluate_on)]
+        path = output.with_suffix(f".{Path(args.evaluate_on).resolve().name}.eval.json")
+        _report(model, images, test, path, container_bytes=CONTAINER_BYTES, step=state.get("step"), image_count=len(test))
+        return 0
     if args.evaluate_only:
         model = keras.models.load_model(output, compile=False)
         state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
-        _report(model, images, val_files, output.with_suffix(".eval.json"), step=state.get("step"))
+        _report(model, images, validation_images(val_files), output.with_suffix(".eval.json"), step=state.get("step"))
         return 0
 
     keras.utils.set_random_seed(args.seed)
@@ -470,13 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saved {output}; evaluate it with --evaluate-only and the data folder", flush=True)
         return 0
 
-    _report(exported, images, val_files, output.with_suffix(".eval.json"), step=steps, wall_s=round(time.time() - t0), args=vars(args))
+    _report(exported, images, validation_images(val_files), output.with_suffix(".eval.json"), step=steps, wall_s=round(time.time() - t0), args=vars(args))
     return 0
 
 
-def _report(model, images: list[np.ndarray], val_files: list[Path], path: Path, **extra) -> dict:
-    """Fits the context model, evaluates on the validation files, writes ``path`` and prints the table."""
-    result = evaluate(model, validation_images(val_files), fit_context_model(model, images))
+def _report(model, images: list[np.ndarray], test: list[np.ndarray], path: Path, container_bytes: int = 0, **extra) -> dict:
+    """Fits the context model on ``images``, evaluates on ``test``, writes ``path`` and prints the table."""
+    result = evaluate(model, test, fit_context_model(model, images), container_bytes)
     result.update(extra)
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
