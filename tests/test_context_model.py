@@ -105,3 +105,27 @@ def test_an_unseen_context_backs_off_to_its_groups_marginal():
     np.testing.assert_allclose(model.probabilities[0, 0, 3], seen / seen.sum())
     # A group with no counts at all is uniform.
     np.testing.assert_allclose(model.probabilities[0, 1, 5], 0.25)
+
+
+def test_same_bytes_with_one_and_two_threads(tmp_path):
+    """Probabilities come from integer counts only, so the thread count of numpy's libraries changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "counts.npy", ContextModel.fit([_correlated_grids(rng, 4)], 16).counts)
+    np.save(tmp_path / "grid.npy", _correlated_grids(rng, 1, shape=(24, 20, 4))[0])
+    script = (
+        "import sys, numpy as np; from bitstream.context_model import ContextModel; "
+        "m = ContextModel(np.load(sys.argv[1])); g = np.load(sys.argv[2]); d = m.encode(g, 0); "
+        "assert (m.decode(open(sys.argv[3], 'rb').read(), 24, 20, 0) == g).all() if sys.argv[3] != '-' else True; "
+        "sys.stdout.buffer.write(d)"
+    )
+    payloads = []
+    for threads, other in (("1", "-"), ("2", str(tmp_path / "one.bin"))):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        args = [sys.executable, "-c", script, str(tmp_path / "counts.npy"), str(tmp_path / "grid.npy"), other]
+        payloads.append(subprocess.run(args, env=env, capture_output=True, check=True, timeout=120).stdout)
+        (tmp_path / "one.bin").write_bytes(payloads[0])
+    assert payloads[0] == payloads[1] and len(payloads[0]) > 0
