@@ -61,8 +61,13 @@ def test_rate_never_rises_with_the_rate_weight():
     assert totals[-1] < 0.7 * totals[0], totals
 
 
-def test_rate_gradient_reaches_the_code_probabilities_and_the_encoder_side():
-    layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=9, embedding_dim=4, code_dim=2)
+@pytest.mark.parametrize("lattice", [False, True], ids=["learned-2d", "fixed-1d-windowed"])
+def test_rate_gradient_reaches_the_code_probabilities_and_the_encoder_side(lattice):
+    if lattice:
+        layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=16, embedding_dim=4, learn_codebooks=False)
+        assert layer.windowed
+    else:
+        layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=9, embedding_dim=4, code_dim=2)
     latents = tf.Variable(np.random.default_rng(1).standard_normal((2, 3, 3, 4)).astype("float32"))
     with tf.GradientTape() as tape:
         _, bits = layer(latents, quality=np.array([0, 1]), training=True)

@@ -33,7 +33,7 @@ def patches(tmp_path_factory):
 
 def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tmp_path, capsys):
     first = tmp_path / "a" / "model.keras"
-    argv = ["--patches", str(patches), "-o", str(first), "--steps", "4", "--codes", "16", "--lambdas", "0.01", "0.1"]
+    argv = ["--patches", str(patches), "-o", str(first), "--steps", "4", "--codes", "16", "--fixed-lattice", "--lambdas", "0.01", "0.1"]
     assert tvr.main(argv + SHORT) == 0
     assert json.loads((first.parent / "model.state.json").read_text())["step"] == 4
     assert len((first.parent / "model.log.csv").read_text().strip().splitlines()) == 1 + 2  # header + 2 intervals
@@ -58,6 +58,7 @@ def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tm
     assert json.loads((second.parent / "model.state.json").read_text())["step"] == 6
     model = keras.models.load_model(second, compile=False)
     assert model.lambdas == (0.003, 0.01, 0.1) and model.num_embeddings == 32 and model.quantizer.rate_weight == 0.25
+    assert model.quantizer.windowed  # the fixed lattice trained through the windowed search
     x = np.random.default_rng(1).random((1, 32, 32, 3)).astype("float32")
     for q in range(3):
         indices = np.asarray(model.encode_to_indices(x, q))
