@@ -171,9 +171,10 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         return first_argmin(distances + self.rate_weight * bits, axis=-1), distances
 
     def _lookup_scaled(self, indices):
-        """Codebook vectors of (..., G) indices: (..., G, d)."""
-        one_hot = ops.one_hot(ops.cast(indices, "int32"), self.num_embeddings, dtype="float32")
-        return ops.einsum("...gk,gkd->...gd", one_hot, ops.convert_to_tensor(self.codebooks))
+        """Codebook vectors of (..., G) indices: (..., G, d), gathered (no (..., G, K) one-hot)."""
+        table = ops.reshape(ops.convert_to_tensor(self.codebooks), (self.num_groups * self.num_embeddings, self.code_dim))
+        flat = ops.cast(indices, "int32") + ops.arange(self.num_groups, dtype="int32") * self.num_embeddings
+        return ops.take(table, flat, axis=0)
 
     @property
     def windowed(self) -> bool:
