@@ -45,7 +45,7 @@ def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tm
     assert tvr.main([str(patches.parent / "photos"), "-o", str(first), "--holdout", "2", "--evaluate-on", str(tests)]) == 0
     result = json.loads((first.parent / "model.tests.eval.json").read_text())
     assert result["image_count"] == 1 and result["step"] == 4 and [r["quality"] for r in result["levels"]] == [0, 1]
-    assert all(r["bpp"] >= tvr.CONTAINER_BYTES * 8 / (40 * 48) for r in result["levels"])
+    assert all(r["bpp"] >= 27 * 8 / (40 * 48) for r in result["levels"])  # at least the container's header and CRC
 
     second = tmp_path / "b" / "model.keras"
     argv = [

@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import bitstream
 from bitstream.context_model import ContextModel
 from vqcodec.architecture import STRIDE, build_decoder, build_encoder
 from vqcodec.data import CropDataset, PatchDataset, build_pyramid, center_crop_multiple, find_images, load_patches, load_rgb
@@ -152,14 +153,11 @@ def fit_context_model(
     return ContextModel.fit(grids, model.num_embeddings)
 
 
-#: Header and CRC of a learned ``.vqc`` file of a Kodak-sized image (FORMAT.md), for whole-file rates.
-CONTAINER_BYTES = 28
-
-
-def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model, container_bytes: int = 0) -> dict:
+def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model, whole_file: bool = False) -> dict:
     """Per quality: mean real coded bpp and PSNR over ``images``; and the transforms' unquantised PSNR.
 
-    ``container_bytes`` are added to every payload (0: the payload alone).
+    ``whole_file``: rates of the payload packed in a learned ``.vqc`` container
+    (header and CRC, level ``q`` recorded as ``q + 1`` stages), else of the payload alone.
     """
     rows = []
     for q in range(model.num_qualities):
@@ -171,7 +169,10 @@ def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model, 
                 raise RuntimeError(f"quality {q}: the coded grid does not decode to itself")
             rec = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], q))[0]
             rec = np.clip(np.round(rec * 255.0), 0, 255)
-            bpps.append((len(data) + container_bytes) * 8 / (image.shape[0] * image.shape[1]))
+            if whole_file:
+                header = bitstream.Header(bytes(8), image.shape[1], image.shape[0], "RGB", q + 1, *grid.shape[:2])
+                data = bitstream.pack(header, data)
+            bpps.append(len(data) * 8 / (image.shape[0] * image.shape[1]))
             psnrs.append(psnr(image, rec))
         rows.append({"quality": q, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
     unquantised = []
@@ -381,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluate-only", action="store_true", help="evaluate OUTPUT (no training) and write OUTPUT.eval.json")
     p.add_argument(
         "--evaluate-on", metavar="DIR",
-        help="evaluate OUTPUT on every image of DIR (sides multiples of 8; rates with the container's bytes) "
+        help="evaluate OUTPUT on every image of DIR (sides multiples of 8; rates of whole .vqc files) "
         "and write OUTPUT.DIRNAME.eval.json; the context model is fitted on the training photos",
     )
     p.add_argument(
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
         test = [load_rgb(f) for f in find_images(args.evaluate_on)]
         path = output.with_suffix(f".{Path(args.evaluate_on).resolve().name}.eval.json")
-        _report(model, images, test, path, container_bytes=CONTAINER_BYTES, step=state.get("step"), image_count=len(test))
+        _report(model, images, test, path, whole_file=True, step=state.get("step"), image_count=len(test))
         return 0
     if args.evaluate_only:
         model = keras.models.load_model(output, compile=False)
@@ -493,9 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _report(model, images: list[np.ndarray], test: list[np.ndarray], path: Path, container_bytes: int = 0, **extra) -> dict:
+def _report(model, images: list[np.ndarray], test: list[np.ndarray], path: Path, whole_file: bool = False, **extra) -> dict:
     """Fits the context model on ``images``, evaluates on ``test``, writes ``path`` and prints the table."""
-    result = evaluate(model, test, fit_context_model(model, images), container_bytes)
+    result = evaluate(model, test, fit_context_model(model, images), whole_file)
     result.update(extra)
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
