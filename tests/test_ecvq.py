@@ -141,6 +141,16 @@ def test_fresh_model_public_methods_work_without_build():
         model(x)
 
 
+def test_model_from_built_transforms_is_fully_built_after_construction_and_load(tmp_path):
+    # A trainer builds whatever is unbuilt with an inference call (no quality), which this model refuses.
+    model = _tiny_model()
+    assert model.built and model.quantizer.built
+    path = tmp_path / "vr.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.built and loaded.quantizer.built
+
+
 def test_decode_from_indices_equals_decoding_the_quantised_latents():
     model = _tiny_model()
     x = np.random.default_rng(0).random((1, 16, 16, 3)).astype("float32")

@@ -76,7 +76,8 @@ class VariableRateVQVAE(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="rd_loss")
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
         self.bpp_tracker = keras.metrics.Mean(name="bpp")
-        if encoder.built and decoder.built:  # e.g. made with keras.Input: nothing left to build
+        if encoder.built and decoder.built:  # e.g. made with keras.Input: only the quantizer is left to build
+            self.quantizer.build((None, None, None, embedding_dim))
             self.built = True
 
     @property
