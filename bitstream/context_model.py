@@ -16,13 +16,18 @@ decoder already has:
 - a non-anchor's context is ``8 + min(n + L // 2, 7)``, ``n`` the number of
   active indices among its four anchor neighbours in the current group.
 
-Missing neighbours (borders) count as inactive. Each
+Missing neighbours (borders) count as inactive.
+
+Tables cover a *window* of ``W`` consecutive codes per quality and group
+(where its indices fall; ``offsets`` holds the first), plus an escape symbol:
+an index outside the window is coded as the escape, then as one of all ``K``
+codes with equal probability. This keeps the tables small enough to ship
+inside a model (``Q x G x 16 x (W + 1)`` counts instead of ``... x K``). Each
 context's distribution is its counts plus :data:`BACKOFF` counts' worth of its
-group's marginal distribution (every code counted once more), so a rare
-context borrows from its group instead of from a flat prior. The tables
-are integer counts, so the probabilities, and so the bytes, are the same on
-every machine and runtime: nothing here depends on floating-point network
-output.
+group's marginal distribution (every symbol counted once more), so a rare
+context borrows from its group instead of from a flat prior. The tables are
+integer counts, so the probabilities, and so the bytes, are the same on every
+machine and runtime: nothing here depends on floating-point network output.
 """
 
 from __future__ import annotations
@@ -55,54 +60,81 @@ def _neighbour_sum(values: np.ndarray, mask: np.ndarray | None = None) -> np.nda
 
 
 class ContextModel:
-    """Integer counts ``(Q, G, NUM_CONTEXTS, K)`` and the coding of (h, w, G) grids with them."""
+    """Integer counts ``(Q, G, NUM_CONTEXTS, W + 1)`` over windows of ``W`` of ``num_codes`` codes starting at
+    ``offsets`` ``(Q, G)`` (the last column counts escapes), and the coding of (h, w, G) grids with them."""
 
-    def __init__(self, counts: np.ndarray):
-        counts = np.asarray(counts)
+    def __init__(self, counts: np.ndarray, offsets: np.ndarray, num_codes: int):
+        counts, offsets = np.asarray(counts), np.asarray(offsets)
         if counts.ndim != 4 or counts.shape[2] != NUM_CONTEXTS or counts.shape[3] < 2:
-            raise ValueError(f"counts must be (Q, G, {NUM_CONTEXTS}, K) with K >= 2, got {counts.shape}")
-        if counts.min() < 0:
+            raise ValueError(f"counts must be (Q, G, {NUM_CONTEXTS}, W + 1) with W >= 1, got {counts.shape}")
+        width = counts.shape[3] - 1
+        if not width <= num_codes:
+            raise ValueError(f"a window of {width} codes does not fit {num_codes} codes")
+        if offsets.shape != counts.shape[:2]:
+            raise ValueError(f"offsets must be {counts.shape[:2]}, got {offsets.shape}")
+        if counts.min(initial=0) < 0:
             raise ValueError("counts must be non-negative")
+        if offsets.size and (offsets.min() < 0 or offsets.max() > num_codes - width):
+            raise ValueError(f"offsets must be in 0..{num_codes - width}")
         self.counts = counts.astype(np.int64)
-        self.num_qualities, self.num_groups, _, self.num_codes = counts.shape
+        self.offsets = offsets.astype(np.int64)
+        self.num_codes, self.width = int(num_codes), width
+        self.num_qualities, self.num_groups = counts.shape[:2]
         totals = self.counts.sum(axis=(2, 3))  # (Q, G)
-        marginal = self.counts.sum(axis=2)  # (Q, G, K)
-        self.usual = marginal.argmax(axis=-1)  # (Q, G): the most common code, first on ties
+        marginal = self.counts.sum(axis=2)  # (Q, G, W + 1)
+        # The most common code of the window, first on ties (never the escape).
+        self.usual = self.offsets + marginal[..., :width].argmax(axis=-1)  # (Q, G)
         # Each context's counts backed off to its group's marginal (BACKOFF counts' worth), every
-        # code kept reachable: integers below 2**53, so exact float64 arithmetic on every machine.
+        # symbol kept reachable: integers below 2**53, so exact float64 arithmetic on every machine.
         if totals.max(initial=0) >= _MAX_TOTAL:
             raise ValueError(f"counts of one quality and group must sum below {_MAX_TOTAL}")
         prior = marginal + 1
         weights = self.counts * prior.sum(axis=-1)[:, :, None, None] + BACKOFF * prior[:, :, None, :]
         weights = weights.astype(np.float64)
         self.probabilities = weights / weights.sum(axis=-1, keepdims=True)
-        # The least a symbol can cost (its most probable code in its likeliest context), allowing
+        # The least a symbol can cost (its most probable symbol in its likeliest context), allowing
         # for the coder's 24-bit rounding: a payload shorter than that cannot hold the grid.
-        best = np.minimum(self.probabilities.max(axis=-1) + 2.0**-23, 1.0 - (self.num_codes - 1) * 2.0**-24)
+        best = np.minimum(self.probabilities.max(axis=-1) + 2.0**-23, 1.0 - width * 2.0**-24)
         self.min_bits_per_position = (-np.log2(best)).min(axis=-1).sum(axis=-1)  # (Q,)
+        self._escaped = np.full(self.num_codes, 1.0 / self.num_codes)
 
     # -- fitting -----------------------------------------------------------
 
     @classmethod
-    def fit(cls, grids_by_quality: list[list[np.ndarray]], num_codes: int) -> "ContextModel":
-        """Counts the contexts of ``grids_by_quality[q]`` ((h, w, G) int grids) at every quality."""
+    def fit(cls, grids_by_quality: list[list[np.ndarray]], num_codes: int, width: int) -> "ContextModel":
+        """Counts the contexts of ``grids_by_quality[q]`` ((h, w, G) int grids) at every quality.
+
+        Each quality and group gets the window of ``width`` codes that holds the most of its indices.
+        """
         q_count = len(grids_by_quality)
         groups = next(g.shape[-1] for grids in grids_by_quality for g in grids)
-        # The usual codes come from the marginal counts, the contexts from them: count twice.
-        marginal = np.zeros((q_count, groups, NUM_CONTEXTS, num_codes), np.int64)
+        width = min(int(width), int(num_codes))
+        histogram = np.zeros((q_count, groups, num_codes), np.int64)
         for q, grids in enumerate(grids_by_quality):
             for grid in grids:
                 for g in range(groups):
-                    marginal[q, g, 0] += np.bincount(grid[..., g].ravel(), minlength=num_codes)
-        first = cls(marginal)
+                    histogram[q, g] += np.bincount(grid[..., g].ravel(), minlength=num_codes)
+        running = np.concatenate([np.zeros((q_count, groups, 1), np.int64), np.cumsum(histogram, axis=-1)], axis=-1)
+        offsets = (running[..., width:] - running[..., :-width]).argmax(axis=-1)  # (Q, G), first of the best
+        # The usual codes come from the marginal counts, the contexts from them: count twice.
+        marginal = np.zeros((q_count, groups, NUM_CONTEXTS, width + 1), np.int64)
+        inside = np.take_along_axis(histogram, offsets[..., None] + np.arange(width), axis=-1)
+        marginal[:, :, 0, :width] = inside
+        marginal[:, :, 0, width] = histogram.sum(axis=-1) - inside.sum(axis=-1)
+        first = cls(marginal, offsets, num_codes)
         counts = np.zeros_like(marginal)
         for q, grids in enumerate(grids_by_quality):
             for grid in grids:
                 for g, passes in enumerate(first._contexts(grid, q)):
                     for positions, contexts in passes:
-                        symbols = grid[..., g].ravel()[positions]
+                        symbols = first._windowed(grid[..., g].ravel()[positions], q, g)
                         np.add.at(counts[q, g], (contexts, symbols), 1)
-        return cls(counts)
+        return cls(counts, offsets, num_codes)
+
+    def _windowed(self, symbols: np.ndarray, q: int, g: int) -> np.ndarray:
+        """Codes as window symbols: 0..W-1 inside the window, W (the escape) outside."""
+        w = symbols.astype(np.int64) - self.offsets[q, g]
+        return np.where((w >= 0) & (w < self.width), w, self.width)
 
     # -- contexts ----------------------------------------------------------
 
@@ -165,11 +197,16 @@ class ContextModel:
         # A range coder (not ANS): its output can never undercut the symbols' information,
         # which the decoder's minimum-length check relies on.
         coder = c.stream.queue.RangeEncoder()
+        escaped = c.stream.model.Categorical(self._escaped, perfect=False)
         for g, passes in enumerate(self._contexts(grid, quality)):
             flat = grid[..., g].ravel()
             for positions, contexts in passes:
                 for pos, probs in self._chunks(quality, g, positions, contexts):
-                    coder.encode(flat[pos].astype(np.int32), c.stream.model.Categorical(probs, perfect=False))
+                    symbols = self._windowed(flat[pos], quality, g)
+                    coder.encode(symbols.astype(np.int32), c.stream.model.Categorical(probs, perfect=False))
+                    outside = flat[pos][symbols == self.width]
+                    if len(outside):
+                        coder.encode(outside.astype(np.int32), escaped)
         return coder.get_compressed().astype("<u4").tobytes()
 
     def decode(self, data: bytes, height: int, width: int, quality: int) -> np.ndarray:
@@ -189,6 +226,7 @@ class ContextModel:
                 f"(at least {max(0, int(needed) // 8)} bytes)"
             )
         coder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        escaped = c.stream.model.Categorical(self._escaped, perfect=False)
         grid = np.zeros((height, width, self.num_groups), np.int32)
         activity = np.zeros((height, width), np.int64)
         for g in range(self.num_groups):
@@ -197,7 +235,12 @@ class ContextModel:
                 positions, contexts = self._group_contexts(grid, quality, g, activity, anchors_done)
                 for pos, probs in self._chunks(quality, g, positions, contexts):
                     try:
-                        flat[pos] = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos))
+                        symbols = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos)).astype(np.int64)
+                        outside = symbols == self.width
+                        codes = symbols + self.offsets[quality, g]
+                        if outside.any():
+                            codes[outside] = coder.decode(escaped, int(outside.sum()))
+                        flat[pos] = codes
                     except (ValueError, RuntimeError, AssertionError) as exc:
                         raise CorruptDataError(f"index payload does not decode: {exc}") from None
                 grid[..., g] = flat.reshape(height, width)
@@ -212,5 +255,7 @@ class ContextModel:
         for g, passes in enumerate(self._contexts(np.asarray(grid), quality)):
             flat = np.asarray(grid)[..., g].ravel()
             for positions, contexts in passes:
-                total -= np.log2(self.probabilities[quality, g, contexts, flat[positions]]).sum()
+                symbols = self._windowed(flat[positions], quality, g)
+                total -= np.log2(self.probabilities[quality, g, contexts, symbols]).sum()
+                total += np.count_nonzero(symbols == self.width) * np.log2(self.num_codes)
         return float(total)

@@ -23,7 +23,7 @@ def _correlated_grids(rng: np.random.Generator, count: int, shape=(12, 16, 4), c
 
 def test_round_trip_is_exact_and_close_to_the_cross_entropy():
     rng = np.random.default_rng(0)
-    model = ContextModel.fit([_correlated_grids(rng, 6), _correlated_grids(rng, 6)], 16)
+    model = ContextModel.fit([_correlated_grids(rng, 6), _correlated_grids(rng, 6)], 16, 16)
     for q in (0, 1):
         grid = _correlated_grids(rng, 1)[0]
         data = model.encode(grid, q)
@@ -34,8 +34,8 @@ def test_round_trip_is_exact_and_close_to_the_cross_entropy():
 def test_contexts_beat_a_single_table_on_correlated_grids():
     rng = np.random.default_rng(1)
     train, test = _correlated_grids(rng, 12), _correlated_grids(rng, 4)
-    model = ContextModel.fit([train], 16)
-    flat = ContextModel(np.broadcast_to(model.counts.sum(axis=2, keepdims=True), model.counts.shape) // NUM_CONTEXTS)
+    model = ContextModel.fit([train], 16, 16)
+    flat = ContextModel(np.broadcast_to(model.counts.sum(axis=2, keepdims=True), model.counts.shape) // NUM_CONTEXTS, model.offsets, 16)
     with_context = sum(len(model.encode(g, 0)) for g in test)
     without = sum(len(flat.encode(g, 0)) for g in test)
     assert with_context < 0.95 * without, (with_context, without)
@@ -43,8 +43,8 @@ def test_contexts_beat_a_single_table_on_correlated_grids():
 
 def test_same_bytes_from_a_reloaded_model_and_odd_shapes():
     rng = np.random.default_rng(2)
-    model = ContextModel.fit([_correlated_grids(rng, 3, shape=(5, 7, 3))], 16)
-    again = ContextModel(model.counts.astype(np.int32).copy())
+    model = ContextModel.fit([_correlated_grids(rng, 3, shape=(5, 7, 3))], 16, 8)
+    again = ContextModel(model.counts.astype(np.int32).copy(), model.offsets.astype(np.int32).copy(), 16)
     for shape in [(1, 1, 3), (1, 9, 3), (5, 7, 3)]:
         grid = rng.integers(0, 16, shape)
         assert model.encode(grid, 0) == again.encode(grid, 0)
@@ -55,14 +55,14 @@ def test_payload_never_undercuts_the_information_of_a_constant_grid():
     # Long runs of the likeliest code: an ANS stack coder would emit nothing for them
     # (its empty state absorbs symbols at the bottom of the table), breaking the length check.
     grids = [np.zeros((16, 16, 2), np.int64)] * 3
-    model = ContextModel.fit([grids], 16)
+    model = ContextModel.fit([grids], 16, 4)
     data = model.encode(grids[0], 0)
     assert len(data) * 8 >= model.cross_entropy_bits(grids[0], 0)
     np.testing.assert_array_equal(model.decode(data, 16, 16, 0), grids[0])
 
 
 def test_rejects_bad_input():
-    model = ContextModel.fit([[np.zeros((2, 2, 2), np.int64)]], 4)
+    model = ContextModel.fit([[np.zeros((2, 2, 2), np.int64)]], 4, 2)
     with pytest.raises(ValueError, match="indices"):
         model.encode(np.full((2, 2, 2), 4), 0)
     with pytest.raises(ValueError, match="groups"):
@@ -70,12 +70,16 @@ def test_rejects_bad_input():
     with pytest.raises(ValueError, match="quality"):
         model.encode(np.zeros((2, 2, 2), np.int64), 1)
     with pytest.raises(ValueError, match="counts"):
-        ContextModel(np.zeros((1, 1, 3, 4)))
+        ContextModel(np.zeros((1, 1, 3, 4)), np.zeros((1, 1)), 4)
+    with pytest.raises(ValueError, match="offsets"):
+        ContextModel(np.zeros((1, 1, NUM_CONTEXTS, 3)), np.full((1, 1), 3), 4)  # a window of 2 from code 3 of 4
+    with pytest.raises(ValueError, match="window"):
+        ContextModel(np.zeros((1, 1, NUM_CONTEXTS, 6)), np.zeros((1, 1)), 4)
 
 
 def test_corrupt_payloads_are_refused_without_allocating_the_claimed_grid():
     rng = np.random.default_rng(3)
-    model = ContextModel.fit([_correlated_grids(rng, 4, shape=(8, 8, 1))], 16)  # one group
+    model = ContextModel.fit([_correlated_grids(rng, 4, shape=(8, 8, 1))], 16, 4)  # one group; escapes too
     grid = _correlated_grids(rng, 1, shape=(8, 8, 1))[0]
     data = model.encode(grid, 0)
     np.testing.assert_array_equal(model.decode(data, 8, 8, 0), grid)
@@ -97,7 +101,7 @@ def test_an_unseen_context_backs_off_to_its_groups_marginal():
     counts = np.zeros((1, 2, NUM_CONTEXTS, 4), np.int64)
     counts[0, 0, 3] = [90, 5, 5, 0]  # one context seen, mostly code 0
     counts[0, 0, 9] = [0, 0, 0, 100]  # another, always code 3
-    model = ContextModel(counts)
+    model = ContextModel(counts, np.zeros((1, 2), np.int64), 5)  # codes 0..3 and an escape count
     marginal = np.array([90, 5, 5, 100]) + 1
     np.testing.assert_allclose(model.probabilities[0, 0, 0], marginal / marginal.sum())
     # A seen context is its counts plus BACKOFF counts' worth of the marginal.
@@ -114,11 +118,13 @@ def test_same_bytes_with_one_and_two_threads(tmp_path):
     import sys
 
     rng = np.random.default_rng(3)
-    np.save(tmp_path / "counts.npy", ContextModel.fit([_correlated_grids(rng, 4)], 16).counts)
+    model = ContextModel.fit([_correlated_grids(rng, 4)], 16, 6)
+    np.save(tmp_path / "counts.npy", model.counts)
+    np.save(tmp_path / "offsets.npy", model.offsets)
     np.save(tmp_path / "grid.npy", _correlated_grids(rng, 1, shape=(24, 20, 4))[0])
     script = (
         "import sys, numpy as np; from bitstream.context_model import ContextModel; "
-        "m = ContextModel(np.load(sys.argv[1])); g = np.load(sys.argv[2]); d = m.encode(g, 0); "
+        "m = ContextModel(np.load(sys.argv[1]), np.load(sys.argv[1].replace('counts', 'offsets')), 16); g = np.load(sys.argv[2]); d = m.encode(g, 0); "
         "assert (m.decode(open(sys.argv[3], 'rb').read(), 24, 20, 0) == g).all() if sys.argv[3] != '-' else True; "
         "sys.stdout.buffer.write(d)"
     )
@@ -129,3 +135,23 @@ def test_same_bytes_with_one_and_two_threads(tmp_path):
         payloads.append(subprocess.run(args, env=env, capture_output=True, check=True, timeout=120).stdout)
         (tmp_path / "one.bin").write_bytes(payloads[0])
     assert payloads[0] == payloads[1] and len(payloads[0]) > 0
+
+
+def test_window_covers_the_most_indices_and_escapes_code_the_rest_exactly():
+    rng = np.random.default_rng(4)
+    # Indices 97..103 of 256 codes, with rare outliers anywhere: a window of 7 and escapes.
+    grids = [np.clip(100 + rng.integers(-3, 4, (10, 10, 2)), 0, 255) for _ in range(4)]
+    for grid in grids:
+        grid[rng.random(grid.shape) < 0.02] = rng.integers(0, 256)
+    model = ContextModel.fit([grids], 256, 7)
+    assert model.counts.shape == (1, 2, NUM_CONTEXTS, 8)
+    np.testing.assert_array_equal(model.offsets, [[97, 97]])
+    test = grids[0].copy()
+    test[0, 0, 0], test[9, 9, 1], test[5, 5, 0] = 0, 255, 50  # outside every window
+    data = model.encode(test, 0)
+    np.testing.assert_array_equal(model.decode(data, 10, 10, 0), test)
+    assert len(data) * 8 <= model.cross_entropy_bits(test, 0) * 1.02 + 64
+    # An escape costs its own symbol plus 8 bits: more than any code inside the window.
+    inside = test.copy()
+    inside[0, 0, 0], inside[9, 9, 1], inside[5, 5, 0] = 100, 100, 100
+    assert model.cross_entropy_bits(test, 0) > model.cross_entropy_bits(inside, 0) + 3 * 8

@@ -3,9 +3,11 @@
 ``python -m vqcodec.train_variable_rate DATA -o runs/x/model.keras --minutes 20``
 trains (or resumes) with a CSV log, an atomic checkpoint every interval and
 dead-code revival between steps; at the end it fits the
-:class:`bitstream.context_model.ContextModel` on training crops and reports,
-per quality level, the real range-coded bpp and PSNR on the validation images
-(the last ``--holdout`` files), and the unquantised PSNR of the transforms.
+:class:`bitstream.context_model.ContextModel` on training crops, stores its
+tables in the model, and reports, per quality level, the real range-coded bpp
+and PSNR on the validation images (the last ``--holdout`` files), and the
+unquantised PSNR of the transforms. Evaluating a model without tables (one
+trained from ``--patches``) fits and stores them first.
 """
 
 from __future__ import annotations
@@ -144,13 +146,23 @@ def random_crops(images: list[np.ndarray], per_image: int, size: int, seed: int)
     return np.stack(crops)
 
 
-def fit_context_model(
+def fit_coding_tables(
     model: VariableRateVQVAE, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0
 ) -> ContextModel:
-    """Fits the integer context model on random crops of ``images`` at every quality."""
+    """Fits the integer context model on random crops of ``images`` at every quality and stores its tables in ``model``."""
     crops = random_crops(images, crops_per_image, crop, seed)
     grids = [[_indices(model, c, q) for c in crops] for q in range(model.num_qualities)]
-    return ContextModel.fit(grids, model.num_embeddings)
+    fitted = ContextModel.fit(grids, model.num_embeddings, model.table_width)
+    model.set_coding_tables(fitted.counts, fitted.offsets)
+    return fitted
+
+
+def stored_context_model(model: VariableRateVQVAE) -> ContextModel | None:
+    """The context model of the tables stored in ``model``; None while they are all zero (not fitted)."""
+    counts = keras.ops.convert_to_numpy(model.coding_counts)
+    if not counts.any():
+        return None
+    return ContextModel(counts, keras.ops.convert_to_numpy(model.coding_offsets), model.num_embeddings)
 
 
 def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model, whole_file: bool = False) -> dict:
@@ -235,7 +247,10 @@ def _state_path(model_path: str | Path) -> Path:
 
 
 def export_float32(model) -> VariableRateVQVAE:
-    """A float32 copy of ``model`` without optimizer state (what the codec uses and the repository keeps)."""
+    """A float32 copy of ``model`` without optimizer state (what the codec uses and the repository keeps).
+
+    Its coding tables are zero: fitted to other weights, they no longer fit these.
+    """
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
@@ -244,6 +259,7 @@ def export_float32(model) -> VariableRateVQVAE:
         exported.build((None, None, None, 3))
         for target, source in zip(exported.weights, model.weights, strict=True):
             target.assign(keras.ops.convert_to_numpy(source))
+        exported.set_coding_tables(np.zeros(exported.coding_counts.shape), np.zeros(exported.coding_offsets.shape))
     finally:
         keras.config.set_dtype_policy(policy)
     return exported
@@ -413,17 +429,19 @@ def main(argv: list[str] | None = None) -> int:
         for row in result["levels"]:
             print(f"shipped q{row['quality']}: {row['bpp']:.3f} bpp {row['psnr']:.2f} dB", flush=True)
         return 0
-    if args.evaluate_on:
+    if args.evaluate_on or args.evaluate_only:
         model = keras.models.load_model(output, compile=False)
         state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
-        test = [load_rgb(f) for f in find_images(args.evaluate_on)]
-        path = output.with_suffix(f".{Path(args.evaluate_on).resolve().name}.eval.json")
-        _report(model, images, test, path, whole_file=True, step=state.get("step"), image_count=len(test))
-        return 0
-    if args.evaluate_only:
-        model = keras.models.load_model(output, compile=False)
-        state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
-        _report(model, images, validation_images(val_files), output.with_suffix(".eval.json"), step=state.get("step"))
+        if stored_context_model(model) is None:
+            fit_coding_tables(model, images)
+            atomic_save(model, output)
+            print(f"fitted the coding tables on the training images and stored them in {output}", flush=True)
+        if args.evaluate_on:
+            test = [load_rgb(f) for f in find_images(args.evaluate_on)]
+            path = output.with_suffix(f".{Path(args.evaluate_on).resolve().name}.eval.json")
+            _report(model, test, path, whole_file=True, step=state.get("step"), image_count=len(test))
+        else:
+            _report(model, validation_images(val_files), output.with_suffix(".eval.json"), step=state.get("step"))
         return 0
 
     keras.utils.set_random_seed(args.seed)
@@ -485,18 +503,19 @@ def main(argv: list[str] | None = None) -> int:
 
     keras.config.set_dtype_policy("float32")
     exported = export_float32(model)
-    atomic_save(exported, output)
     if args.patches:
-        print(f"saved {output}; evaluate it with --evaluate-only and the data folder", flush=True)
+        atomic_save(exported, output)
+        print(f"saved {output}; evaluate it with --evaluate-only and the data folder (that fits its coding tables)", flush=True)
         return 0
-
-    _report(exported, images, validation_images(val_files), output.with_suffix(".eval.json"), step=steps, wall_s=round(time.time() - t0), args=vars(args))
+    fit_coding_tables(exported, images)
+    atomic_save(exported, output)
+    _report(exported, validation_images(val_files), output.with_suffix(".eval.json"), step=steps, wall_s=round(time.time() - t0), args=vars(args))
     return 0
 
 
-def _report(model, images: list[np.ndarray], test: list[np.ndarray], path: Path, whole_file: bool = False, **extra) -> dict:
-    """Fits the context model on ``images``, evaluates on ``test``, writes ``path`` and prints the table."""
-    result = evaluate(model, test, fit_context_model(model, images), whole_file)
+def _report(model, test: list[np.ndarray], path: Path, whole_file: bool = False, **extra) -> dict:
+    """Evaluates on ``test`` with the model's stored coding tables, writes ``path`` and prints the table."""
+    result = evaluate(model, test, stored_context_model(model), whole_file)
     result.update(extra)
     with open(path, "w") as f:
         json.dump(result, f, indent=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from bitstream.context_model import NUM_CONTEXTS
 from vqcodec.ecvq import EntropyConstrainedVQ
 from vqcodec.model import build_transforms, deserialize_transforms, latent_region
 
@@ -29,6 +30,11 @@ class VariableRateVQVAE(keras.Model):
     ``encode_to_indices(x, quality)`` gives int32 indices of shape
     ``latent.shape[:-1] + (G,)`` (one per code group), and
     ``decode_from_indices(indices, quality)`` the image back.
+
+    The entropy coder's integer tables (``bitstream.context_model``: counts
+    over a window of ``table_width`` codes per quality and group, and the
+    windows' first codes) are model state, so that weights and tables travel
+    together in one ``.keras`` file; all zero until fitted.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class VariableRateVQVAE(keras.Model):
         gain_range=(1.0, 16.0),
         dead_code_threshold: float = 0.02,
         learn_codebooks: bool = True,
+        table_width: int = 64,
         seed: int | None = None,
         **kwargs,
     ):
@@ -73,6 +80,15 @@ class VariableRateVQVAE(keras.Model):
             name="quantizer",
         )
         self.quality_seed = keras.random.SeedGenerator(None if seed is None else seed + 7919)
+        groups = self.embedding_dim // self.code_dim
+        self.table_width = min(int(table_width), self.num_embeddings)
+        self.coding_counts = self.add_weight(
+            name="coding_counts", shape=(len(self.lambdas), groups, NUM_CONTEXTS, self.table_width + 1),
+            dtype="int32", trainable=False, initializer="zeros",
+        )
+        self.coding_offsets = self.add_weight(
+            name="coding_offsets", shape=(len(self.lambdas), groups), dtype="int32", trainable=False, initializer="zeros"
+        )
         self.loss_tracker = keras.metrics.Mean(name="rd_loss")
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
         self.bpp_tracker = keras.metrics.Mean(name="bpp")
@@ -86,6 +102,20 @@ class VariableRateVQVAE(keras.Model):
 
     def build(self, input_shape):
         build_transforms(self, input_shape)
+
+    def set_coding_tables(self, counts, offsets) -> None:
+        """Stores the entropy coder's integer tables (``bitstream.context_model.ContextModel``'s) in the model."""
+        self.coding_counts.assign(ops.cast(counts, "int32"))
+        self.coding_offsets.assign(ops.cast(offsets, "int32"))
+
+    def decoding_weights(self) -> list:
+        """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
+
+        The tables, the decoder's weights, the codebooks and the gains: a file's
+        model fingerprint is a hash of these.
+        """
+        q = self.quantizer
+        return [self.coding_counts, self.coding_offsets, *self.decoder.weights, q.codebooks, q.log_gains]
 
     # -- the public API ----------------------------------------------------
 
@@ -161,6 +191,7 @@ class VariableRateVQVAE(keras.Model):
             gain_range=list(q.gain_range),
             dead_code_threshold=q.dead_code_threshold,
             learn_codebooks=q.learn_codebooks,
+            table_width=self.table_width,
             seed=self.seed,
         )
         return config

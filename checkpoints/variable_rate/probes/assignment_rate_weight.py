@@ -28,7 +28,7 @@ for rw in weights:
     q.rate_weight = rw
     q.refit_code_distributions(lat_refit)
     grids = [[keras.ops.convert_to_numpy(q.get_code_indices(lat_ctx[i:i+1], k))[0].astype(np.int64) for i in range(len(lat_ctx))] for k in range(q.num_qualities)]
-    cm = ContextModel.fit(grids, q.num_embeddings)
+    cm = ContextModel.fit(grids, q.num_embeddings, q.num_embeddings)
     rows = []
     for k in range(q.num_qualities):
         bpps, ps = [], []
