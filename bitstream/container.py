@@ -32,12 +32,16 @@ __all__ = [
 #: First three bytes of every .vqc file.
 MAGIC = b"VQC"
 #: Format version written by :func:`pack`.
-FORMAT_VERSION = 2
-#: Versions :func:`unpack` reads (version 1: learned payloads only, no kind byte).
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: Versions :func:`unpack` reads (version 1: learned payloads only, no kind byte; version 2: no ecvq kind).
+READABLE_VERSIONS = (1, 2, 3)
 
-#: Payload kinds, in the order of their code in the kind byte.
-KINDS = ("learned", "lossless")
+#: Payload kinds, in the order of their code in the kind byte: residual-VQ indices, a lossless
+#: image file, and the indices of a variable-rate ECVQ model at one quality level (version 3).
+KINDS = ("learned", "lossless", "ecvq")
+_MODEL_KINDS = frozenset({"learned", "ecvq"})
+#: Kinds each version knows.
+_VERSION_KINDS = {1: 1, 2: 2, 3: 3}
 #: Default decompression-bomb guard (like Pillow's ``MAX_IMAGE_PIXELS``):
 #: files announcing more pixels than this are refused before any allocation.
 DEFAULT_MAX_PIXELS = 2**28
@@ -51,6 +55,7 @@ CRC_SIZE = 4
 #: Upper bounds on header fields (anything larger is a corrupt file).
 MAX_DIMENSION = 1 << 24
 MAX_STAGES = 255
+MAX_LEVEL = 254
 MAX_TILE_SIZE = 1 << 16
 MAX_SECTION = 1 << 34
 
@@ -59,13 +64,15 @@ MAX_SECTION = 1 << 34
 class Header:
     """Everything a decoder needs to know besides the payloads.
 
-    ``kind``: ``"learned"`` (codebook indices of a model) or ``"lossless"``
-    (the pixels in a lossless image file; no model involved).
+    ``kind``: ``"learned"`` (residual-VQ codebook indices), ``"ecvq"`` (the
+    indices of a variable-rate ECVQ model) or ``"lossless"`` (the pixels in a
+    lossless image file; no model involved).
     ``model_fingerprint``: 8 bytes identifying the model weights and tables
-    (learned only; None for lossless).
+    (model kinds only; None for lossless).
     ``width``, ``height``: original image size in pixels.
     ``mode``: channel layout, one of ``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"``.
-    ``num_stages``: number of quantiser stages coded (the quality level; 0 for lossless).
+    ``num_stages``: number of quantiser stages coded (learned only; else 0).
+    ``level``: the model's quality level, 0 = lowest (ecvq only; else 0).
     ``latent_height``, ``latent_width``: shape of the coded index grids (0 for lossless).
     ``tile_size``: latent tile size used by the tiled decoder, 0 = untiled.
     """
@@ -79,11 +86,12 @@ class Header:
     latent_width: int = 0
     tile_size: int = 0
     kind: str = "learned"
+    level: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        learned = self.kind == "learned"
+        learned = self.kind in _MODEL_KINDS
         fp = self.model_fingerprint
         if learned:
             if not isinstance(fp, (bytes, bytearray)) or len(fp) != FINGERPRINT_SIZE:
@@ -98,7 +106,8 @@ class Header:
         for name, lo, hi in (
             ("width", 1, MAX_DIMENSION),
             ("height", 1, MAX_DIMENSION),
-            ("num_stages", low, MAX_STAGES if learned else 0),
+            ("num_stages", int(self.kind == "learned"), MAX_STAGES if self.kind == "learned" else 0),
+            ("level", 0, MAX_LEVEL if self.kind == "ecvq" else 0),
             ("latent_height", low, MAX_DIMENSION if learned else 0),
             ("latent_width", low, MAX_DIMENSION if learned else 0),
             ("tile_size", 0, MAX_TILE_SIZE if learned else 0),
@@ -119,13 +128,18 @@ class Header:
         return self.width * self.height
 
     @property
+    def quality(self) -> int:
+        """The quality on the codec's 1..N scale: the stages coded, or the ECVQ level + 1 (0 for lossless)."""
+        return self.level + 1 if self.kind == "ecvq" else self.num_stages
+
+    @property
     def has_alpha(self) -> bool:
         return self.mode in _ALPHA_MODES
 
     @property
     def has_alpha_section(self) -> bool:
-        """Learned files keep alpha in a section of its own; a lossless payload holds it inside."""
-        return self.has_alpha and self.kind == "learned"
+        """Model files keep alpha in a section of its own; a lossless payload holds it inside."""
+        return self.has_alpha and self.kind in _MODEL_KINDS
 
 
 def _encode_header(header: Header) -> bytes:
@@ -141,7 +155,7 @@ def _encode_header(header: Header) -> bytes:
     for v in (
         header.width,
         header.height,
-        header.num_stages,
+        header.num_stages if header.kind == "learned" else header.level,
         header.latent_height,
         header.latent_width,
         header.tile_size,
@@ -199,12 +213,13 @@ def _parse_header(data: bytes) -> tuple[Header, int]:
     if version >= 2:
         if len(data) < pos + 1:
             raise TruncatedError("file is truncated: it ends inside the header")
-        if data[pos] >= len(KINDS):
-            raise CorruptDataError(f"invalid payload-kind code {data[pos]} (valid codes: 0-{len(KINDS) - 1})")
+        known = _VERSION_KINDS[version]
+        if data[pos] >= known:
+            raise CorruptDataError(f"invalid payload-kind code {data[pos]} (valid codes in version {version}: 0-{known - 1})")
         kind = KINDS[data[pos]]
         pos += 1
     fingerprint = None
-    if kind == "learned":
+    if kind in _MODEL_KINDS:
         if len(data) < pos + FINGERPRINT_SIZE + 1:
             raise TruncatedError("file is truncated: it ends inside the header")
         fingerprint = bytes(data[pos : pos + FINGERPRINT_SIZE])
@@ -216,7 +231,7 @@ def _parse_header(data: bytes) -> tuple[Header, int]:
     if mode_byte >= len(MODES):
         raise CorruptDataError(f"invalid channel-layout code {mode_byte} (valid codes: 0-{len(MODES) - 1})")
     names = ("width", "height") if kind == "lossless" else (
-        "width", "height", "num_stages", "latent_height", "latent_width", "tile_size"
+        "width", "height", "num_stages" if kind == "learned" else "level", "latent_height", "latent_width", "tile_size"
     )
     fields = {}
     for name in names:
@@ -281,7 +296,7 @@ def unpack(
         )
     if (
         expected_fingerprint is not None
-        and header.kind == "learned"
+        and header.kind in _MODEL_KINDS
         and header.model_fingerprint != bytes(expected_fingerprint)
     ):
         raise ModelMismatchError(

@@ -362,12 +362,45 @@ def _header(**kw):
     return Header(**base)
 
 
-def test_version_1_files_still_read():
-    """Version 1 had no kind byte: its learned files read as they always did."""
-    v2 = pack(_header(mode="RGBA"), b"\x01\x02", b"\x03")
-    body = v2[:3] + b"\x01" + v2[5:-4]
+def _with_version(data: bytes, version: int) -> bytes:
+    body = data[:3] + bytes([version]) + data[4:-4]
+    return body + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def test_version_1_and_2_files_still_read():
+    """Version 1 had no kind byte, version 2 no ecvq kind: their files read as they always did."""
+    v3 = pack(_header(mode="RGBA"), b"\x01\x02", b"\x03")
+    assert v3[3] == 3
+    body = v3[:3] + b"\x01" + v3[5:-4]
     v1 = body + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
-    assert unpack(v1) == unpack(v2) == (_header(mode="RGBA"), b"\x01\x02", b"\x03")
+    v2 = _with_version(v3, 2)
+    assert unpack(v1) == unpack(v2) == unpack(v3) == (_header(mode="RGBA"), b"\x01\x02", b"\x03")
+    ecvq = _with_version(pack(_ecvq_header(), b"\x01"), 2)
+    with pytest.raises(CorruptDataError, match="payload-kind code 2 .valid codes in version 2: 0-1"):
+        unpack(ecvq)
+
+
+def _ecvq_header(**kw):
+    base = dict(model_fingerprint=FP, width=768, height=512, mode="RGB", level=5, latent_height=64, latent_width=96, kind="ecvq")
+    base.update(kw)
+    return Header(**base)
+
+
+def test_ecvq_header_round_trip_and_rules():
+    for level in (0, 5, 254):
+        header = _ecvq_header(level=level, mode="LA")
+        data = pack(header, b"\x01\x02\x03\x04", b"A")
+        assert data[4] == 2
+        assert unpack(data, expected_fingerprint=FP) == (header, b"\x01\x02\x03\x04", b"A")
+        assert read_header(data) == header
+        with pytest.raises(ModelMismatchError):
+            unpack(data, expected_fingerprint=b"\x00" * 8)
+    assert len(pack(_ecvq_header(), b"")) == len(pack(_header(), b""))  # the level takes the stages' place
+    for kw in (dict(level=255), dict(level=-1), dict(num_stages=1), dict(model_fingerprint=None), dict(latent_height=0)):
+        with pytest.raises(ValueError):
+            _ecvq_header(**kw)
+    with pytest.raises(ValueError, match="level"):
+        _header(level=1)  # a residual file has stages, not levels
 
 
 def test_lossless_header_round_trip_and_rules():
@@ -419,8 +452,8 @@ def test_unpack_errors_are_specific():
         unpack(b"\x89PNG\r\n\x1a\n" + data)
     with pytest.raises(NotVQCError):
         unpack(b"")
-    with pytest.raises(UnsupportedVersionError, match="version 3; this reader understands versions 1, 2"):
-        unpack(data[:3] + b"\x03" + data[4:])
+    with pytest.raises(UnsupportedVersionError, match="version 4; this reader understands versions 1, 2, 3"):
+        unpack(data[:3] + b"\x04" + data[4:])
     for cut in range(1, len(data)):
         with pytest.raises(TruncatedError, match="truncated"):
             unpack(data[:cut])

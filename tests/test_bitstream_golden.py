@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import bitstream
+from bitstream.context_model import ContextModel
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
@@ -22,6 +23,7 @@ MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
 
 LEARNED = [e for e in MANIFEST if e["header"]["kind"] == "learned"]
 LOSSLESS = [e for e in MANIFEST if e["header"]["kind"] == "lossless"]
+ECVQ = [e for e in MANIFEST if e["header"]["kind"] == "ecvq"]
 
 
 @pytest.mark.parametrize("entry", LEARNED, ids=[e["file"] for e in LEARNED])
@@ -49,6 +51,31 @@ def test_golden_tables_exercise_the_context_model():
     assert t.num_buckets > 1 and t.boost.any()
 
 
+@pytest.mark.parametrize("entry", ECVQ, ids=[e["file"] for e in ECVQ])
+def test_golden_ecvq_file_decodes_identically(entry):
+    data = (GOLDEN / entry["file"]).read_bytes()
+    assert len(data) == entry["size"] and data[3] == 3 and data[4] == 2
+    stored = np.load(GOLDEN / entry["tables"])
+    model = ContextModel(stored["counts"], stored["offsets"], int(stored["num_codes"]))
+    expected = np.load(GOLDEN / entry["indices"]).astype(np.int64)
+    hdr = dict(entry["header"])
+    hdr["model_fingerprint"] = bytes.fromhex(hdr["model_fingerprint"])
+    header = bitstream.Header(**hdr)
+    h, index_payload, alpha = bitstream.unpack(data, expected_fingerprint=header.model_fingerprint)
+    assert h == header and alpha == bytes.fromhex(entry["alpha_payload"])
+    out = model.decode(index_payload, h.latent_height, h.latent_width, h.level)
+    np.testing.assert_array_equal(out, expected)
+    assert bitstream.pack(header, model.encode(expected, h.level), alpha) == data
+
+
+def test_golden_ecvq_file_has_escapes():
+    stored = np.load(GOLDEN / "ecvq_tables.npz")
+    model = ContextModel(stored["counts"], stored["offsets"], int(stored["num_codes"]))
+    grid = np.load(GOLDEN / "ecvq_rgb_l1.indices.npy")
+    window = grid - model.offsets[1]
+    assert ((window < 0) | (window >= model.width)).any()
+
+
 @pytest.mark.parametrize("entry", LOSSLESS, ids=[e["file"] for e in LOSSLESS])
 def test_golden_lossless_file(entry):
     data = (GOLDEN / entry["file"]).read_bytes()
@@ -58,10 +85,12 @@ def test_golden_lossless_file(entry):
     assert bitstream.pack(header, bytes.fromhex(entry["payload"])) == data
 
 
-def test_version_1_golden_file_still_decodes():
-    """A file written by format version 1 (no kind byte) reads as the same learned file."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_golden_files_still_decode(version):
+    """Files written by format versions 1 (no kind byte) and 2 read as the same learned file."""
     entry = next(e for e in MANIFEST if e["file"] == "rgb_3x16.vqc")
-    legacy = (GOLDEN / "legacy_v1_rgb_3x16.vqc").read_bytes()
-    assert legacy[3] == 1
+    legacy = (GOLDEN / f"legacy_v{version}_rgb_3x16.vqc").read_bytes()
+    assert legacy[3] == version
     current = (GOLDEN / entry["file"]).read_bytes()
+    assert current[3] == 3
     assert bitstream.unpack(legacy) == bitstream.unpack(current)

@@ -19,6 +19,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 import bitstream  # noqa: E402
+from bitstream.context_model import ContextModel  # noqa: E402
 
 
 def grids(rng, n, S, K, h, w):
@@ -32,6 +33,24 @@ def grids(rng, n, S, K, h, w):
         out.append(g)
     return out
 
+
+def ecvq_grids(rng, n, h, w, groups, codes):
+    """Indices around the middle code, busier in blocks, with a few anywhere (escapes from a narrow window)."""
+    out = []
+    for _ in range(n):
+        busy = np.kron(rng.random((h // 2 + 1, w // 2 + 1)) < 0.4, np.ones((2, 2), bool))[:h, :w, None]
+        spread = np.where(busy, 3, 1)
+        g = codes // 2 + np.rint(rng.standard_normal((h, w, groups)) * spread).astype(np.int64)
+        g[rng.random((h, w, groups)) < 0.03] = rng.integers(0, codes)
+        out.append(np.clip(g, 0, codes - 1))
+    return out
+
+
+ECVQ_CASES = [
+    # name, mode, width, height, level, latent h, w, tile, alpha
+    ("ecvq_rgb_l1", "RGB", 61, 48, 1, 6, 8, 0, b""),
+    ("ecvq_rgba_l0", "RGBA", 40, 40, 0, 5, 5, 4, b"\x78\x9c\x03\x00\x00\x00\x00\x01"),
+]
 
 CASES = [
     # name, tables, mode, width, height, stages used, latent h, w, tile, alpha
@@ -68,6 +87,30 @@ def main() -> None:
                     "model_fingerprint": header.model_fingerprint.hex(),
                     "width": width, "height": height, "mode": mode, "num_stages": S_used,
                     "latent_height": lh, "latent_width": lw, "tile_size": tile, "kind": "learned",
+                },
+                "alpha_payload": alpha.hex(),
+                "size": len(data),
+            }
+        )
+    # Variable-rate ECVQ files: 2 levels, 3 groups of 64 codes, windows of 8 codes (escapes included).
+    context_model = ContextModel.fit([ecvq_grids(rng, 6, 10, 12, 3, 64) for _ in range(2)], 64, 8)
+    np.savez(HERE / "ecvq_tables.npz", counts=context_model.counts, offsets=context_model.offsets, num_codes=64)
+    for name, mode, width, height, level, lh, lw, tile, alpha in ECVQ_CASES:
+        idx = ecvq_grids(rng, 1, lh, lw, 3, 64)[0]
+        header = bitstream.Header(b"golden\x00\x02", width, height, mode, level=level, latent_height=lh,
+                                  latent_width=lw, tile_size=tile, kind="ecvq")
+        data = bitstream.pack(header, context_model.encode(idx, level), alpha)
+        (HERE / f"{name}.vqc").write_bytes(data)
+        np.save(HERE / f"{name}.indices.npy", idx.astype(np.int16))
+        manifest.append(
+            {
+                "file": f"{name}.vqc",
+                "tables": "ecvq_tables.npz",
+                "indices": f"{name}.indices.npy",
+                "header": {
+                    "model_fingerprint": header.model_fingerprint.hex(),
+                    "width": width, "height": height, "mode": mode, "level": level,
+                    "latent_height": lh, "latent_width": lw, "tile_size": tile, "kind": "ecvq",
                 },
                 "alpha_payload": alpha.hex(),
                 "size": len(data),
