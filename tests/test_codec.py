@@ -135,7 +135,7 @@ def test_round_trip_indices_exact(model, quality):
     assert header.num_stages == quality and (header.width, header.height) == (56, 40)
     # the decoded index grid is exactly what the model's encoder + quantiser give
     expected = np.asarray(model.encode_to_indices(a[None].astype(np.float32) / 255, num_stages=quality))[0]
-    np.testing.assert_array_equal(grid, np.moveaxis(expected, -1, 0))
+    np.testing.assert_array_equal(grid, expected)
     np.testing.assert_array_equal(grid, codec.indices_of(a, quality, model))
     out = codec.decompress(data, model)
     assert out.mode == "RGB" and out.size == (56, 40)
@@ -154,11 +154,11 @@ def test_odd_sizes(model, size):
     a = _smooth(h, w)
     data = codec.compress(a, 2, model, lossless=False)
     header, grid = codec.read_indices(data, model)
-    assert grid.shape == (2, -(-h // 8), -(-w // 8))
+    assert grid.shape == (-(-h // 8), -(-w // 8), 2)
     # padding is edge replication, so the indices match an explicitly edge-padded image
     padded = np.pad(a, ((0, -h % 8), (0, -w % 8), (0, 0)), mode="edge")
     expected = np.asarray(model.encode_to_indices(padded[None].astype(np.float32) / 255, num_stages=2))[0]
-    np.testing.assert_array_equal(grid, np.moveaxis(expected, -1, 0))
+    np.testing.assert_array_equal(grid, expected)
     out = codec.decompress(data, model)
     assert out.size == (w, h) and out.mode == "RGB"
 
@@ -306,8 +306,8 @@ def test_tiled_matches_untiled(model, sample):
     _, g1 = codec.read_indices(tiled, model)
     assert np.mean(g0 == g1) > 0.99  # identical up to float rounding at near-ties
     # decoder: the same indices decoded with and without tiles
-    a = np.asarray(codec._decode_image(model, g0, 256, 176, None, tile_size=0), np.int16)
-    b = np.asarray(codec._decode_image(model, g0, 256, 176, None, tile_size=8), np.int16)
+    a = np.asarray(codec._decode_image(model, g0, 3, 256, 176, None, tile_size=0), np.int16)
+    b = np.asarray(codec._decode_image(model, g0, 3, 256, 176, None, tile_size=8), np.int16)
     assert np.abs(a - b).max() <= 2
     out0 = codec.decompress(untiled, model)
     out1 = codec.decompress(tiled, model)
@@ -340,7 +340,7 @@ def test_decoded_pixels_are_the_models_decoding_of_the_decoded_indices(model):
     a = _smooth(44, 60)  # 6x8 latents, cropped back to 44x60 pixels
     data = codec.compress(a, 3, model, lossless=False)
     _, grid = codec.read_indices(data, model)
-    y = np.asarray(model.decode_from_indices(np.moveaxis(grid, 0, -1)[None]))[0]
+    y = np.asarray(model.decode_from_indices(grid[None]))[0]
     expected = np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)[:44, :60]
     np.testing.assert_array_equal(np.asarray(codec.decompress(data, model)), expected)
 

@@ -45,7 +45,7 @@ def test_default_model_rate_and_quality_rise_with_level():
         decoded = vqcodec.decompress(data)
         assert decoded.size == image.size and decoded.mode == "RGB"
         header, indices = read_indices(data, vqcodec.load_model())
-        assert header.num_stages == q and indices.shape[0] == q
+        assert header.num_stages == q and indices.shape[-1] == q
         sizes.append(len(data))
         scores.append(psnr(reference, np.asarray(decoded)))
     assert sizes == sorted(sizes) and len(set(sizes)) == 3

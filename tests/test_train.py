@@ -125,10 +125,10 @@ def test_exported_model_compresses_and_decompresses(trained):
         back = np.asarray(vqcodec.decompress(blob, model=str(out)))
         assert back.shape == image.shape and back.dtype == np.uint8
         header, grid = codec.read_indices(blob, model)
-        assert header.num_stages == q and grid.shape == (q, 5, 6)
+        assert header.num_stages == q and grid.shape == (5, 6, q)
         np.testing.assert_array_equal(grid, codec.indices_of(image, q, model))
         # The model's own reconstruction from those indices, cropped and rounded as 8-bit.
-        recon = keras.ops.convert_to_numpy(model.decode_from_indices(np.moveaxis(grid, 0, -1)[None]))[0, :37, :45]
+        recon = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None]))[0, :37, :45]
         expected = np.clip(np.rint(recon * 255.0), 0, 255)
         assert np.abs(back.astype(int) - expected).max() <= 1
         sizes.append(len(blob))

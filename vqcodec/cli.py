@@ -176,7 +176,10 @@ def _check_model(model: str | None) -> int | None:
         raise CLIError(f"{shown} is not a vqcodec model (a zip file without the config.json of a Keras archive)") from None
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise CLIError(f"{shown} is not a vqcodec model (unreadable Keras archive: {_describe(exc)})") from None
-    stages = config.get("config", {}).get("num_stages") if isinstance(config, dict) else None
+    settings = config.get("config", {}) if isinstance(config, dict) else {}
+    settings = settings if isinstance(settings, dict) else {}
+    lambdas = settings.get("lambdas")  # a variable-rate model: one level per lambda
+    stages = len(lambdas) if isinstance(lambdas, list) else settings.get("num_stages")
     return stages if isinstance(stages, int) and stages > 0 else None
 
 
@@ -651,7 +654,7 @@ def cmd_info(args) -> int:
                 continue
             tiles = "untiled" if h.tile_size == 0 else f"tiles of {h.tile_size}x{h.tile_size} latents"
             print(
-                f"{_label(inp)}: {h.width}x{h.height} {h.mode}, learned, quality {h.num_stages}, "
+                f"{_label(inp)}: {h.width}x{h.height} {h.mode}, {h.kind}, quality {h.quality}, "
                 f"model {h.model_fingerprint.hex()}, {size}, "
                 f"latent grid {h.latent_width}x{h.latent_height}, {tiles}"
             )

@@ -1,11 +1,14 @@
-"""The codec: images <-> ``.vqc`` bytes with a residual VQ-VAE and the bitstream package.
+"""The codec: images <-> ``.vqc`` bytes with a learned model and the bitstream package.
 
 ``compress`` pads the image to the model's stride (edge padding), runs the
-encoder and the residual quantiser (tile by tile on the latent grid for large
+model's ``encode_to_indices`` (tile by tile on the latent grid for large
 images), entropy-codes the whole index grid in one payload and packs it with a
 header into a ``.vqc`` file. ``decompress`` does the reverse and crops the
-padding away. Quality ``q`` is the number of residual quantiser stages coded
-(1 .. ``model.num_stages``).
+padding away. Two model families: the residual VQ-VAE, whose quality ``q`` is
+the number of quantiser stages coded (1 .. ``model.num_stages``; a *learned*
+file), and the variable-rate ECVQ model, whose quality ``q`` is its level
+``q - 1`` (1 .. ``model.num_qualities``; an *ecvq* file). Index grids are
+(latent rows, latent columns, channels) for both: stages or code groups.
 
 Tiling: the latent grid is cut into ``tile_size`` x ``tile_size`` tiles; each
 tile is computed with a halo of :data:`HALO` latents (64 pixels) of real image
@@ -170,9 +173,11 @@ def _load_keras(p: Path, shown: str):
         raise InvalidModelError(
             f"{shown} is not a usable vqcodec model (Keras cannot load it: {_first_line(exc)})"
         ) from exc
-    for name in ("encode_to_indices", "decode_from_indices", "decoding_weights", "num_stages"):
+    for name in ("encode_to_indices", "decode_from_indices", "decoding_weights"):
         if not hasattr(model, name):
             raise InvalidModelError(f"{shown} is not a vqcodec model (it has no {name!r})")
+    if not (hasattr(model, "num_stages") or hasattr(model, "num_qualities")):
+        raise InvalidModelError(f"{shown} is not a vqcodec model (it has no quality levels)")
     return model
 
 
@@ -182,8 +187,18 @@ def _resolve_model(model):
     return model
 
 
-def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
-    """(fingerprint, coding tables) of a model, computed once and cached."""
+def _is_ecvq(model) -> bool:
+    """A variable-rate ECVQ model (quality levels), not a residual VQ-VAE (stages)."""
+    return hasattr(model, "num_qualities")
+
+
+def _num_levels(model) -> int:
+    return int(model.num_qualities if _is_ecvq(model) else model.num_stages)
+
+
+def _model_data(model):
+    """(fingerprint, coding tables) of a model, computed once and cached: a ``bitstream.CodingTables``
+    for a residual model, a ``bitstream.context_model.ContextModel`` for an ECVQ model, or None."""
     if _is_exported(model):
         return model.fingerprint, model.coding_tables
     try:
@@ -198,11 +213,16 @@ def _model_data(model) -> tuple[bytes, "bitstream.CodingTables"]:
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     fingerprint = h.digest()[:8]
-    tables_var = getattr(model, "coding_tables", None)
-    if tables_var is None:
+    if _is_ecvq(model):
+        from bitstream.context_model import ContextModel
+
+        counts = keras.ops.convert_to_numpy(model.coding_counts)
+        offsets = keras.ops.convert_to_numpy(model.coding_offsets)
+        tables = ContextModel(counts, offsets, int(model.num_embeddings)) if counts.any() else None
+    elif getattr(model, "coding_tables", None) is None:
         tables = None
     else:
-        tables = bitstream.CodingTables.from_array(keras.ops.convert_to_numpy(tables_var))
+        tables = bitstream.CodingTables.from_array(keras.ops.convert_to_numpy(model.coding_tables))
     info = (fingerprint, tables)
     _model_info[model] = info
     return info
@@ -222,21 +242,23 @@ def model_fingerprint(model=None) -> bytes:
 def _tables(model):
     tables = _model_data(model)[1]
     if tables is None:
-        raise ValueError(
-            "the model has no entropy-coding tables; fit them with bitstream.CodingTables.fit "
-            "and store them with model.set_coding_tables(tables.to_array())"
+        fit = (
+            "fit them with python -m vqcodec.train_variable_rate DATA -o MODEL --evaluate-only"
+            if _is_ecvq(model)
+            else "fit them with bitstream.CodingTables.fit and store them with model.set_coding_tables(tables.to_array())"
         )
+        raise ValueError(f"the model has no entropy-coding tables; {fit}")
     return tables
 
 
 def quality_levels(model=None) -> list[int]:
-    """The quality levels a model offers: 1 .. number of residual stages."""
-    return list(range(1, int(_resolve_model(model).num_stages) + 1))
+    """The quality levels a model offers: 1 .. number of residual stages (or of ECVQ levels)."""
+    return list(range(1, _num_levels(_resolve_model(model)) + 1))
 
 
 def default_quality(model=None) -> int:
-    """:data:`DEFAULT_QUALITY`, clamped to the model's stage count."""
-    return min(DEFAULT_QUALITY, int(_resolve_model(model).num_stages))
+    """:data:`DEFAULT_QUALITY`, clamped to the model's number of levels."""
+    return min(DEFAULT_QUALITY, _num_levels(_resolve_model(model)))
 
 
 def _check_quality(quality, model) -> int:
@@ -244,7 +266,7 @@ def _check_quality(quality, model) -> int:
         return default_quality(model)
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
         raise TypeError(f"quality must be an int, got {quality!r}")
-    n = int(model.num_stages)
+    n = _num_levels(model)
     if not 1 <= quality <= n:
         raise ValueError(f"quality must be in 1..{n} for this model, got {quality}")
     return int(quality)
@@ -332,38 +354,44 @@ def _is_exported(model) -> bool:
 
 
 def _encode_indices(model, x: np.ndarray, quality: int, region: tuple[int, int, int, int]) -> np.ndarray:
-    """The model's ``encode_to_indices`` of ``region`` (top, bottom, left, right; latents), int64 ``(1, h, w, quality)``."""
+    """The model's ``encode_to_indices`` of ``region`` (top, bottom, left, right; latents), int64 ``(1, h, w, C)``."""
     region = np.asarray(region, np.int32)
     if _is_exported(model):
         return model.encode_to_indices(x, quality, region).astype(np.int64)
     import keras
 
+    if _is_ecvq(model):
+        return keras.ops.convert_to_numpy(model.encode_to_indices(x, quality - 1, region=region)).astype(np.int64)
     idx = keras.ops.convert_to_numpy(model.encode_to_indices(x, num_stages=quality, region=region)).astype(np.int64)
     return idx[..., None] if int(model.num_stages) == 1 else idx
 
 
-def _decode_pixels(model, idx: np.ndarray) -> np.ndarray:
-    """The model's ``decode_from_indices`` of ``(1, h, w, S)`` indices, as float numpy ``(H, W, 3)``."""
+def _decode_pixels(model, idx: np.ndarray, quality: int) -> np.ndarray:
+    """The model's ``decode_from_indices`` of ``(1, h, w, C)`` indices, as float numpy ``(H, W, 3)``."""
     if _is_exported(model):
         return model.decode_from_indices(idx)[0]
     import keras
 
+    if _is_ecvq(model):
+        return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx), quality - 1))[0]
     if int(model.num_stages) == 1:
         idx = idx[..., 0]
     return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx)))[0]
 
 
 def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timings, progress=None) -> np.ndarray:
-    """Index grid (quality, lh, lw) of a padded uint8 RGB image, through the model's ``encode_to_indices``."""
+    """Index grid (lh, lw, C) of a padded uint8 RGB image, through the model's ``encode_to_indices``."""
     lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
-    grid = np.empty((quality, lh, lw), np.int64)
+    grid = None
     done = 0
     for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
         crop = padded[cy0 * STRIDE : cy1 * STRIDE, cx0 * STRIDE : cx1 * STRIDE]
         x = (crop.astype(np.float32) / np.float32(255.0))[None]
         with _timed(timings, "network"):  # only the core is quantised: the halo is context
             idx = _encode_indices(model, x, quality, (y0 - cy0, y1 - cy0, x0 - cx0, x1 - cx0))
-        grid[:, y0:y1, x0:x1] = np.moveaxis(idx[0], -1, 0)
+        if grid is None:
+            grid = np.empty((lh, lw, idx.shape[-1]), np.int64)
+        grid[y0:y1, x0:x1] = idx[0]
         done += (y1 - y0) * (x1 - x0)
         if progress is not None:
             progress(done, lh * lw)
@@ -381,7 +409,7 @@ def _prepare(image, quality, model, tile_size):
 
 
 def indices_of(image, quality: int | None = None, model=None, *, tile_size: int | None = None) -> np.ndarray:
-    """The index grid (quality, H/8, W/8) that :func:`compress` codes for ``image``."""
+    """The index grid (H/8, W/8, C) that :func:`compress` codes for ``image`` (C: stages or code groups)."""
     model, quality, _, padded, _, tile_size = _prepare(image, quality, model, tile_size)
     return _encode_grid(model, padded, quality, tile_size, None)
 
@@ -451,8 +479,9 @@ def compress(
     grid = _encode_grid(model, padded, quality, tile_size, timings, progress)
     with _timed(timings, "entropy"):
         if targets:
-            return _search_target(model, grid, img, alpha, tile_size, size, psnr, strict, lossless is None, timings)
-        data = _learned_file(model, grid, img, alpha, tile_size)
+            grids = _grids_by_quality(model, padded, grid, quality, tile_size, timings)
+            return _search_target(model, grids, quality, img, alpha, tile_size, size, psnr, strict, lossless is None, timings)
+        data = _learned_file(model, grid, quality, img, alpha, tile_size)
         if lossless is None and lossless_coding.worth_trying(img, len(data)):
             other = _lossless_file(img)
             if len(other) <= len(data):
@@ -460,22 +489,34 @@ def compress(
     return data
 
 
-def _search_target(model, grid, img, alpha, tile_size, size, psnr_target, strict, allow_lossless, timings) -> bytes:
-    """Bisection over quality levels (prefixes of ``grid``) for a size or PSNR target; lossless considered."""
+def _grids_by_quality(model, padded, grid, quality, tile_size, timings) -> Callable[[int], np.ndarray]:
+    """The index grid at any quality up to ``quality`` (whose grid is ``grid``): a prefix of its
+    stages for a residual model, the image encoded again at that level for an ECVQ model."""
+    cache = {quality: grid}
+
+    def at(q: int) -> np.ndarray:
+        if q not in cache:
+            cache[q] = _encode_grid(model, padded, q, tile_size, timings) if _is_ecvq(model) else grid[..., :q]
+        return cache[q]
+
+    return at
+
+
+def _search_target(model, grids, levels, img, alpha, tile_size, size, psnr_target, strict, allow_lossless, timings) -> bytes:
+    """Bisection over quality levels 1..``levels`` (``grids(q)``) for a size or PSNR target; lossless considered."""
     from vqcodec.metrics import psnr as psnr_of
 
-    levels = grid.shape[0]
     files: dict[int, bytes] = {}
     reference = np.asarray(img.convert("RGB"))
 
     def learned(q: int) -> bytes:
         if q not in files:
-            files[q] = _learned_file(model, grid[:q], img, alpha, tile_size)
+            files[q] = _learned_file(model, grids(q), q, img, alpha, tile_size)
         return files[q]
 
     def quality_of(q: int) -> float:
         with _timed(timings, "network"):
-            decoded = _decode_image(model, grid[:q], img.width, img.height, None)
+            decoded = _decode_image(model, grids(q), q, img.width, img.height, None)
         return psnr_of(reference, np.asarray(decoded))
 
     def meets(q: int) -> bool:
@@ -524,13 +565,19 @@ def describe_coding(data: bytes) -> str:
     header, payload, _ = bitstream.unpack(data, max_pixels=None)
     if header.kind == "lossless":
         return f"lossless ({lossless_coding.payload_format(payload)})"
-    return f"quality {header.num_stages}"
+    return f"quality {header.quality}"
 
 
-def _learned_file(model, grid: np.ndarray, img: Image.Image, alpha, tile_size: int) -> bytes:
-    """The ``.vqc`` file of an index grid (S, h, w), with the alpha plane as a PNG section."""
+def _learned_file(model, grid: np.ndarray, quality: int, img: Image.Image, alpha, tile_size: int) -> bytes:
+    """The ``.vqc`` file of an index grid (h, w, C) at ``quality``, with the alpha plane as a PNG section."""
     fingerprint, _ = _model_data(model)
-    payload = bitstream.encode_indices(grid, _tables(model))
+    tables = _tables(model)
+    if _is_ecvq(model):
+        payload = tables.encode(grid, quality - 1)
+        levels = dict(kind="ecvq", level=quality - 1)
+    else:
+        payload = bitstream.encode_indices(np.moveaxis(grid, -1, 0), tables)
+        levels = dict(num_stages=quality)
     alpha_payload = b""
     if alpha is not None:
         buf = io.BytesIO()
@@ -541,10 +588,10 @@ def _learned_file(model, grid: np.ndarray, img: Image.Image, alpha, tile_size: i
         width=img.width,
         height=img.height,
         mode=img.mode,
-        num_stages=grid.shape[0],
-        latent_height=grid.shape[1],
-        latent_width=grid.shape[2],
+        latent_height=grid.shape[0],
+        latent_width=grid.shape[1],
         tile_size=tile_size,
+        **levels,
     )
     return bitstream.pack(header, payload, alpha_payload)
 
@@ -563,10 +610,18 @@ def _unpack(data, model, max_pixels):
     tables = _tables(model)
     if max_pixels is None:
         max_pixels = bitstream.DEFAULT_MAX_PIXELS
-    header, payload, alpha_payload = bitstream.unpack(
-        data, max_pixels=max_pixels, expected_fingerprint=fingerprint
-    )
-    if header.kind != "learned":
+    try:
+        header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels, expected_fingerprint=fingerprint)
+    except bitstream.ModelMismatchError:
+        kind = bitstream.read_header(data).kind  # the file is intact: unpack checks the CRC first
+        if (kind == "ecvq") != _is_ecvq(model):
+            family = {True: "a variable-rate ECVQ model", False: "a residual VQ model"}
+            raise bitstream.ModelMismatchError(
+                f"file was made by {family[kind == 'ecvq']}, but this model is {family[_is_ecvq(model)]}; "
+                "decode it with the model that made it"
+            ) from None
+        raise
+    if header.kind == "lossless":
         raise ValueError("a lossless file holds pixels, not codebook indices")
     lh, lw = math.ceil(header.height / STRIDE), math.ceil(header.width / STRIDE)
     if (header.latent_height, header.latent_width) != (lh, lw):
@@ -574,36 +629,43 @@ def _unpack(data, model, max_pixels):
             f"latent grid {header.latent_height}x{header.latent_width} does not fit a "
             f"{header.width}x{header.height} image (expected {lh}x{lw})"
         )
-    if header.num_stages > int(model.num_stages):
+    if header.quality > _num_levels(model):
         raise bitstream.CorruptDataError(
-            f"file uses {header.num_stages} quantiser stages, the model has only {model.num_stages}"
+            f"file is coded at quality {header.quality}, the model has only {_num_levels(model)} levels"
         )
     return header, payload, alpha_payload, tables
 
 
-def read_indices(data: bytes, model=None, *, max_pixels: int | None = None):
-    """``(header, index grid (S, h, w))`` decoded from ``.vqc`` bytes (no network)."""
-    model = _resolve_model(model)
-    header, payload, _, tables = _unpack(data, model, max_pixels)
+def _decode_grid(payload: bytes, header, tables) -> np.ndarray:
+    """The index grid (h, w, C) of a learned or ecvq payload (its size already bounded by the pixel limit)."""
+    if header.kind == "ecvq":
+        return tables.decode(payload, header.latent_height, header.latent_width, header.level).astype(np.int64)
     grid = bitstream.decode_indices(
         payload, tables, header.num_stages, header.latent_height, header.latent_width, max_symbols=None
     )
-    return header, grid
+    return np.moveaxis(grid, 0, -1)
 
 
-def _decoded_tiles(model, grid: np.ndarray, tile_size: int, timings):
-    """Yield ``(y0, x0, uint8 RGB tile)`` in pixels for an index grid (S, h, w)."""
-    _, lh, lw = grid.shape
+def read_indices(data: bytes, model=None, *, max_pixels: int | None = None):
+    """``(header, index grid (h, w, C))`` decoded from ``.vqc`` bytes (no network)."""
+    model = _resolve_model(model)
+    header, payload, _, tables = _unpack(data, model, max_pixels)
+    return header, _decode_grid(payload, header, tables)
+
+
+def _decoded_tiles(model, grid: np.ndarray, quality: int, tile_size: int, timings):
+    """Yield ``(y0, x0, uint8 RGB tile)`` in pixels for an index grid (h, w, C) at ``quality``."""
+    lh, lw, _ = grid.shape
     for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
-        idx = np.moveaxis(grid[:, cy0:cy1, cx0:cx1], 0, -1)[None].astype(np.int32)
+        idx = grid[cy0:cy1, cx0:cx1][None].astype(np.int32)
         with _timed(timings, "network"):
-            y = _decode_pixels(model, idx)
+            y = _decode_pixels(model, idx, quality)
         y = y[(y0 - cy0) * STRIDE : (y1 - cy0) * STRIDE, (x0 - cx0) * STRIDE : (x1 - cx0) * STRIDE]
         yield y0 * STRIDE, x0 * STRIDE, np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def _decode_image(
-    model, grid: np.ndarray, width: int, height: int, timings, tile_size: int | None = None, progress=None
+    model, grid: np.ndarray, quality: int, width: int, height: int, timings, tile_size: int | None = None, progress=None
 ) -> Image.Image:
     """RGB image (width x height) from an index grid, pasted tile by tile.
 
@@ -611,10 +673,10 @@ def _decode_image(
     trusted; ``tile_size`` exists for tests), so network memory is bounded by one tile and the only
     image-sized buffer is the output image itself.
     """
-    tile_size = _effective_tile_size(grid.shape[1], grid.shape[2], tile_size)
+    tile_size = _effective_tile_size(grid.shape[0], grid.shape[1], tile_size)
     img = Image.new("RGB", (width, height))
-    done, total = 0, grid.shape[1] * grid.shape[2]
-    for y0, x0, tile in _decoded_tiles(model, grid, tile_size, timings):
+    done, total = 0, grid.shape[0] * grid.shape[1]
+    for y0, x0, tile in _decoded_tiles(model, grid, quality, tile_size, timings):
         done += (tile.shape[0] // STRIDE) * (tile.shape[1] // STRIDE)
         tile = tile[: height - y0, : width - x0]  # crop the padding of edge tiles
         img.paste(Image.fromarray(np.ascontiguousarray(tile), "RGB"), (x0, y0))
@@ -680,13 +742,11 @@ def decompress(
     header, payload, alpha_payload, tables = _unpack(data, model, max_pixels)
     with _timed(timings, "entropy"):
         # the grid size is already bounded by max_pixels (checked in _unpack)
-        grid = bitstream.decode_indices(
-            payload, tables, header.num_stages, header.latent_height, header.latent_width, max_symbols=None
-        )
+        grid = _decode_grid(payload, header, tables)
         alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None
     if grid.size and int(grid.max()) >= int(model.num_embeddings):
         raise bitstream.CorruptDataError("index payload names a code the model does not have")
-    img = _decode_image(model, grid, header.width, header.height, timings, progress=progress)
+    img = _decode_image(model, grid, header.quality, header.width, header.height, timings, progress=progress)
     if header.mode in ("L", "LA"):
         img = img.convert("L")
     if alpha is not None:

@@ -44,8 +44,8 @@ class VQCImageFile(ImageFile.ImageFile):
         self._mode = header.mode
         self._size = (header.width, header.height)
         self.info["vqc_kind"] = header.kind
-        if header.kind == "learned":
-            self.info["vqc_quality"] = header.num_stages
+        if header.kind != "lossless":
+            self.info["vqc_quality"] = header.quality
             self.info["vqc_model_fingerprint"] = header.model_fingerprint.hex()
         self._vqc_loaded = False
         self.tile = []

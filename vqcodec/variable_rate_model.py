@@ -52,7 +52,7 @@ class VariableRateVQVAE(keras.Model):
         gain_range=(1.0, 16.0),
         dead_code_threshold: float = 0.02,
         learn_codebooks: bool = True,
-        table_width: int = 64,
+        table_width: int = 128,
         seed: int | None = None,
         **kwargs,
     ):

@@ -1,0 +1,140 @@
+"""The codec with a variable-rate ECVQ model: ecvq files, exact index round trips at every level."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+import bitstream
+from bitstream.context_model import ContextModel
+from vqcodec import codec
+from vqcodec.architecture import build_decoder, build_encoder
+from vqcodec.variable_rate_model import VariableRateVQVAE
+
+
+def _smooth(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    c = rng.random((3, 3))
+    img = np.stack([c[k, 0] + c[k, 1] * np.sin(6 * xx + 3 * k) * np.cos(4 * yy + c[k, 2]) for k in range(3)], -1)
+    img = img - img.min()
+    return np.clip(img / img.max() * 255 + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+def _tiny_ecvq_model(path, seed: int = 0):
+    """Three levels, 4 latent channels coded as 4 groups of 16 lattice codes, tables fitted on smooth images."""
+    keras.utils.set_random_seed(seed)
+    model = VariableRateVQVAE(
+        build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=16, embedding_dim=4, code_dim=1,
+        lambdas=(0.001, 0.01, 0.1), gain_range=(1.0, 16.0), learn_codebooks=False, table_width=8, seed=seed,
+    )
+    images = [_smooth(48, 64, s) for s in range(4)]
+    grids = [
+        [np.asarray(model.encode_to_indices(im[None].astype(np.float32) / 255, q))[0].astype(np.int64) for im in images]
+        for q in range(3)
+    ]
+    fitted = ContextModel.fit(grids, 16, model.table_width)
+    model.set_coding_tables(fitted.counts, fitted.offsets)
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return _tiny_ecvq_model(tmp_path_factory.mktemp("ecvq") / "ecvq.keras")
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return codec.load_model(model_path)
+
+
+@pytest.mark.parametrize("quality", [1, 2, 3])  # the lowest, the default (clamped to 3 levels here) and the highest
+def test_round_trip_at_every_level_is_the_models_own_coding(model, quality):
+    image = _smooth(40, 56, seed=7)
+    data = codec.compress(image, quality, model, lossless=False)
+    header, grid = codec.read_indices(data, model)
+    assert (header.kind, header.level, header.quality, data[3]) == ("ecvq", quality - 1, quality, 3)
+    expected = np.asarray(model.encode_to_indices(image[None].astype(np.float32) / 255, quality - 1))[0]
+    np.testing.assert_array_equal(grid, expected)
+    np.testing.assert_array_equal(grid, codec.indices_of(image, quality, model))
+    decoded = np.asarray(codec.decompress(data, model))
+    y = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], quality - 1))[0]
+    np.testing.assert_array_equal(decoded, np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8))
+    assert codec.describe_coding(data) == f"quality {quality}"
+
+
+def test_levels_default_and_bad_quality(model):
+    assert codec.quality_levels(model) == [1, 2, 3]
+    assert codec.default_quality(model) == 3
+    with pytest.raises(ValueError, match=r"quality must be in 1\.\.3"):
+        codec.compress(_smooth(8, 8), 4, model)
+
+
+def test_higher_quality_spends_more_bytes_for_less_error(model):
+    image = _smooth(64, 96, seed=3)
+    sizes, errors = [], []
+    for q in (1, 2, 3):
+        data = codec.compress(image, q, model, lossless=False)
+        sizes.append(len(data))
+        errors.append(np.mean((np.asarray(codec.decompress(data, model), np.float64) - image) ** 2))
+    assert sizes[0] < sizes[2] and errors[2] < errors[0], (sizes, errors)
+
+
+def test_size_target_picks_the_best_level_that_fits(model):
+    image = _smooth(64, 96, seed=5)
+    sizes = [len(codec.compress(image, q, model, lossless=False)) for q in (1, 2, 3)]
+    data = codec.compress(image, model=model, size=sizes[1], lossless=False)
+    assert bitstream.read_header(data).quality == 2 and len(data) == sizes[1]
+
+
+def test_tiled_matches_untiled(model):
+    image = _smooth(128, 136, seed=2)  # 16x17 latents, tiles of 8 latents with an 8-latent halo
+    untiled = codec.compress(image, 2, model, tile_size=0, lossless=False)
+    tiled = codec.compress(image, 2, model, tile_size=8, lossless=False)
+    _, a = codec.read_indices(untiled, model)
+    _, b = codec.read_indices(tiled, model)
+    assert np.mean(a == b) > 0.99
+
+
+def test_alpha_and_grey_round_trip(model):
+    rgba = np.dstack([_smooth(24, 40), np.linspace(0, 255, 24 * 40).reshape(24, 40).astype(np.uint8)])
+    out = codec.decompress(codec.compress(rgba, 2, model, lossless=False), model)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+    grey = _smooth(24, 40)[..., 0]
+    assert codec.decompress(codec.compress(grey, 2, model, lossless=False), model).mode == "L"
+
+
+def test_files_of_another_model_family_or_level_are_refused(model, tiny_model_path):
+    data = codec.compress(_smooth(24, 40), 2, model, lossless=False)
+    residual = codec.compress(_smooth(24, 40), 2, tiny_model_path, lossless=False)
+    with pytest.raises(bitstream.ModelMismatchError, match="made by a residual VQ model, but this model is a variable-rate ECVQ"):
+        codec.decompress(residual, model)
+    with pytest.raises(bitstream.ModelMismatchError, match="made by a variable-rate ECVQ model, but this model is a residual"):
+        codec.decompress(data, tiny_model_path)
+    header, payload, alpha = bitstream.unpack(data)
+    beyond = bitstream.pack(dataclasses.replace(header, level=3), payload, alpha)
+    with pytest.raises(bitstream.CorruptDataError, match="quality 4, the model has only 3 levels"):
+        codec.decompress(beyond, model)
+
+
+def test_a_model_without_tables_says_how_to_fit_them(tmp_path):
+    keras.utils.set_random_seed(0)
+    bare = VariableRateVQVAE(build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=16, embedding_dim=4,
+                             lambdas=(0.01, 0.1), learn_codebooks=False)
+    with pytest.raises(ValueError, match="no entropy-coding tables; fit them with python -m vqcodec.train_variable_rate"):
+        codec.compress(_smooth(16, 16), 1, bare, lossless=False)
+
+
+def test_fingerprint_covers_the_tables(model_path, tmp_path):
+    model = keras.models.load_model(model_path, compile=False)
+    before = codec.model_fingerprint(model)
+    other = keras.models.load_model(model_path, compile=False)
+    counts = keras.ops.convert_to_numpy(other.coding_counts).copy()
+    counts[0, 0, 0, 0] += 1
+    other.set_coding_tables(counts, keras.ops.convert_to_numpy(other.coding_offsets))
+    assert codec.model_fingerprint(other) != before
+    assert codec.model_fingerprint(keras.models.load_model(model_path, compile=False)) == before
