@@ -138,3 +138,27 @@ def test_fingerprint_covers_the_tables(model_path, tmp_path):
     other.set_coding_tables(counts, keras.ops.convert_to_numpy(other.coding_offsets))
     assert codec.model_fingerprint(other) != before
     assert codec.model_fingerprint(keras.models.load_model(model_path, compile=False)) == before
+
+
+def test_command_line_round_trip_in_a_fresh_process(model_path, tmp_path):
+    """Loading registers the model's class by itself (nothing imported it before), and -q counts 1..N."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.fromarray(_smooth(40, 56, seed=9)).save(tmp_path / "in.png")
+    run = dict(capture_output=True, text=True, timeout=300)
+    args = [sys.executable, "-m", "vqcodec.cli", "compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.vqc"),
+            "--model", str(model_path), "-q", "3"]
+    done = subprocess.run(args, **run)
+    assert done.returncode == 0, done.stderr
+    header = bitstream.read_header((tmp_path / "x.vqc").read_bytes())
+    assert (header.kind, header.quality) == ("ecvq", 3)
+    done = subprocess.run([sys.executable, "-m", "vqcodec.cli", "compress", str(tmp_path / "in.png"), "-o",
+                           str(tmp_path / "y.vqc"), "--model", str(model_path), "-q", "4"], **run)
+    assert done.returncode != 0 and "quality must be in 1..3" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "vqcodec.cli", "decompress", str(tmp_path / "x.vqc"), "-o",
+                           str(tmp_path / "out.png"), "--model", str(model_path)], **run)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "out.png").size == (56, 40)

@@ -166,6 +166,7 @@ def _load_keras(p: Path, shown: str):
     import keras
 
     import vqcodec.architecture  # noqa: F401  (registers the custom layers)
+    import vqcodec.variable_rate_model  # noqa: F401  (registers the variable-rate model)
 
     try:
         model = keras.models.load_model(str(p), compile=False)
