@@ -38,14 +38,14 @@ def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tm
     assert json.loads((first.parent / "model.state.json").read_text())["step"] == 4
     assert len((first.parent / "model.log.csv").read_text().strip().splitlines()) == 1 + 2  # header + 2 intervals
 
-    assert tvr.stored_context_model(keras.models.load_model(first, compile=False)) is None  # patches: no tables
+    assert keras.models.load_model(first, compile=False).context_model() is None  # patches: no tables
 
     # Evaluated on a folder: whole images, every level, the container's bytes counted; the tables fitted and stored.
     tests = tmp_path / "tests"
     tests.mkdir()
     Image.fromarray(np.full((40, 48, 3), 120, np.uint8)).save(tests / "flat.png")
     assert tvr.main([str(patches.parent / "photos"), "-o", str(first), "--holdout", "2", "--evaluate-on", str(tests)]) == 0
-    stored = tvr.stored_context_model(keras.models.load_model(first, compile=False))
+    stored = keras.models.load_model(first, compile=False).context_model()
     assert stored is not None and stored.counts.shape == (2, 64, 16, 16 + 1) and stored.counts.sum() > 0
     result = json.loads((first.parent / "model.tests.eval.json").read_text())
     assert result["image_count"] == 1 and result["step"] == 4 and [r["quality"] for r in result["levels"]] == [0, 1]

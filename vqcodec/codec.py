@@ -215,11 +215,7 @@ def _model_data(model):
         h.update(a.tobytes())
     fingerprint = h.digest()[:8]
     if _is_ecvq(model):
-        from bitstream.context_model import ContextModel
-
-        counts = keras.ops.convert_to_numpy(model.coding_counts)
-        offsets = keras.ops.convert_to_numpy(model.coding_offsets)
-        tables = ContextModel(counts, offsets, int(model.num_embeddings)) if counts.any() else None
+        tables = model.context_model()
     elif getattr(model, "coding_tables", None) is None:
         tables = None
     else:

@@ -157,19 +157,11 @@ def fit_coding_tables(
     return fitted
 
 
-def stored_context_model(model: VariableRateVQVAE) -> ContextModel | None:
-    """The context model of the tables stored in ``model``; None while they are all zero (not fitted)."""
-    counts = keras.ops.convert_to_numpy(model.coding_counts)
-    if not counts.any():
-        return None
-    return ContextModel(counts, keras.ops.convert_to_numpy(model.coding_offsets), model.num_embeddings)
-
-
 def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model, whole_file: bool = False) -> dict:
     """Per quality: mean real coded bpp and PSNR over ``images``; and the transforms' unquantised PSNR.
 
-    ``whole_file``: rates of the payload packed in a learned ``.vqc`` container
-    (header and CRC, level ``q`` recorded as ``q + 1`` stages), else of the payload alone.
+    ``whole_file``: rates of the payload packed in the ``.vqc`` container the
+    codec writes (an ecvq file: header and CRC), else of the payload alone.
     """
     rows = []
     for q in range(model.num_qualities):
@@ -182,7 +174,10 @@ def evaluate(model: VariableRateVQVAE, images: list[np.ndarray], context_model, 
             rec = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], q))[0]
             rec = np.clip(np.round(rec * 255.0), 0, 255)
             if whole_file:
-                header = bitstream.Header(bytes(8), image.shape[1], image.shape[0], "RGB", q + 1, *grid.shape[:2])
+                header = bitstream.Header(
+                    bytes(8), image.shape[1], image.shape[0], "RGB", level=q, latent_height=grid.shape[0],
+                    latent_width=grid.shape[1], kind="ecvq",
+                )
                 data = bitstream.pack(header, data)
             bpps.append(len(data) * 8 / (image.shape[0] * image.shape[1]))
             psnrs.append(psnr(image, rec))
@@ -432,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.evaluate_on or args.evaluate_only:
         model = keras.models.load_model(output, compile=False)
         state = json.loads(_state_path(output).read_text()) if _state_path(output).is_file() else {}
-        if stored_context_model(model) is None:
+        if model.context_model() is None:
             fit_coding_tables(model, images)
             atomic_save(model, output)
             print(f"fitted the coding tables on the training images and stored them in {output}", flush=True)
@@ -515,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(model, test: list[np.ndarray], path: Path, whole_file: bool = False, **extra) -> dict:
     """Evaluates on ``test`` with the model's stored coding tables, writes ``path`` and prints the table."""
-    result = evaluate(model, test, stored_context_model(model), whole_file)
+    result = evaluate(model, test, model.context_model(), whole_file)
     result.update(extra)
     with open(path, "w") as f:
         json.dump(result, f, indent=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from bitstream.context_model import NUM_CONTEXTS
+from bitstream.context_model import NUM_CONTEXTS, ContextModel
 from vqcodec.ecvq import EntropyConstrainedVQ
 from vqcodec.model import build_transforms, deserialize_transforms, latent_region
 
@@ -107,6 +107,13 @@ class VariableRateVQVAE(keras.Model):
         """Stores the entropy coder's integer tables (``bitstream.context_model.ContextModel``'s) in the model."""
         self.coding_counts.assign(ops.cast(counts, "int32"))
         self.coding_offsets.assign(ops.cast(offsets, "int32"))
+
+    def context_model(self) -> ContextModel | None:
+        """The entropy coder of the stored tables; None while they are all zero (not fitted)."""
+        counts = ops.convert_to_numpy(self.coding_counts)
+        if not counts.any():
+            return None
+        return ContextModel(counts, ops.convert_to_numpy(self.coding_offsets), self.num_embeddings)
 
     def decoding_weights(self) -> list:
         """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
