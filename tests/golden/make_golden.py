@@ -9,6 +9,7 @@ indices reproduces them byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import sys
@@ -60,6 +61,17 @@ CASES = [
 ]
 
 
+def write_case(name: str, tables_file: str, header, payload: bytes, alpha: bytes, idx: np.ndarray) -> dict:
+    """Writes one learned or ecvq golden file and its indices; returns its manifest entry."""
+    data = bitstream.pack(header, payload, alpha)
+    (HERE / f"{name}.vqc").write_bytes(data)
+    np.save(HERE / f"{name}.indices.npy", idx.astype(np.int16))
+    fields = dataclasses.asdict(header)
+    fields["model_fingerprint"] = header.model_fingerprint.hex()
+    entry = {"file": f"{name}.vqc", "tables": tables_file, "indices": f"{name}.indices.npy", "header": fields}
+    return entry | {"alpha_payload": alpha.hex(), "size": len(data)}
+
+
 def main() -> None:
     if "--force" not in sys.argv and (HERE / "manifest.json").exists():
         sys.exit("golden files exist; pass --force to overwrite them (only for a new format version)")
@@ -75,23 +87,7 @@ def main() -> None:
         t = tables[tname]
         idx = grids(rng, 1, t.num_stages, t.num_codes, lh, lw)[0][:S_used]
         header = bitstream.Header(b"golden\x00\x01", width, height, mode, S_used, lh, lw, tile)
-        data = bitstream.pack(header, bitstream.encode_indices(idx, t), alpha)
-        (HERE / f"{name}.vqc").write_bytes(data)
-        np.save(HERE / f"{name}.indices.npy", idx.astype(np.int16))
-        manifest.append(
-            {
-                "file": f"{name}.vqc",
-                "tables": f"{tname}.npy",
-                "indices": f"{name}.indices.npy",
-                "header": {
-                    "model_fingerprint": header.model_fingerprint.hex(),
-                    "width": width, "height": height, "mode": mode, "num_stages": S_used,
-                    "latent_height": lh, "latent_width": lw, "tile_size": tile, "kind": "learned",
-                },
-                "alpha_payload": alpha.hex(),
-                "size": len(data),
-            }
-        )
+        manifest.append(write_case(name, f"{tname}.npy", header, bitstream.encode_indices(idx, t), alpha, idx))
     # Variable-rate ECVQ files: 2 levels, 3 groups of 64 codes, windows of 8 codes (escapes included).
     context_model = ContextModel.fit([ecvq_grids(rng, 6, 10, 12, 3, 64) for _ in range(2)], 64, 8)
     np.savez(HERE / "ecvq_tables.npz", counts=context_model.counts, offsets=context_model.offsets, num_codes=64)
@@ -99,23 +95,7 @@ def main() -> None:
         idx = ecvq_grids(rng, 1, lh, lw, 3, 64)[0]
         header = bitstream.Header(b"golden\x00\x02", width, height, mode, level=level, latent_height=lh,
                                   latent_width=lw, tile_size=tile, kind="ecvq")
-        data = bitstream.pack(header, context_model.encode(idx, level), alpha)
-        (HERE / f"{name}.vqc").write_bytes(data)
-        np.save(HERE / f"{name}.indices.npy", idx.astype(np.int16))
-        manifest.append(
-            {
-                "file": f"{name}.vqc",
-                "tables": "ecvq_tables.npz",
-                "indices": f"{name}.indices.npy",
-                "header": {
-                    "model_fingerprint": header.model_fingerprint.hex(),
-                    "width": width, "height": height, "mode": mode, "level": level,
-                    "latent_height": lh, "latent_width": lw, "tile_size": tile, "kind": "ecvq",
-                },
-                "alpha_payload": alpha.hex(),
-                "size": len(data),
-            }
-        )
+        manifest.append(write_case(name, "ecvq_tables.npz", header, context_model.encode(idx, level), alpha, idx))
     # A lossless file: the payload is an image file, opaque to bitstream.
     payload = b"\x89PNG\r\n\x1a\n golden lossless payload"
     header = bitstream.Header(None, 33, 17, "RGBA", kind="lossless")
