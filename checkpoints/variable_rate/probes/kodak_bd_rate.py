@@ -1,15 +1,26 @@
-"""BD-rate (PSNR, Akima) of a curve against the Kodak results of benchmarks.rd in benchmarks/results/kodak.
+"""BD-rate (PSNR, Akima) of a curve against the Kodak results of benchmarks.rd in benchmarks/results/kodak (and any
+other curves given), and its PSNR difference at each of its own rates (linear in log bpp, inside each anchor's range).
 
-PYTHONPATH=. python checkpoints/variable_rate/probes/kodak_bd_rate.py CURVE.json   (an --evaluate-on result or a benchmarks.rd codec file)
+PYTHONPATH=. python checkpoints/variable_rate/probes/kodak_bd_rate.py CURVE.json [OTHER.json ...]
+(each an --evaluate-on result or a benchmarks.rd codec file)
 """
 import json, sys
+import numpy as np
 from benchmarks.bdrate import bd_rate
-test = sys.argv[1]
-if test.endswith(".eval.json"):
-    levels = json.load(open(test))["levels"]
-    rt, qt = [r["bpp"] for r in levels], [r["psnr"] for r in levels]
-else:
-    r = json.load(open(test))["results"]; rt, qt = r["bpp"], r["psnr-rgb"]
-for anchor in ("jpeg", "webp", "avif", "vqcodec"):
-    a = json.load(open(f"benchmarks/results/kodak/{anchor}.json"))["results"]
-    print(anchor, f"{bd_rate(a['bpp'], a['psnr-rgb'], rt, qt, method='akima'):+.1f}%")
+
+
+def curve(path):
+    data = json.load(open(path))
+    if "levels" in data:
+        return [r["bpp"] for r in data["levels"]], [r["psnr"] for r in data["levels"]]
+    return data["results"]["bpp"], data["results"]["psnr-rgb"]
+
+
+rt, qt = curve(sys.argv[1])
+anchors = {name: f"benchmarks/results/kodak/{name}.json" for name in ("jpeg", "webp", "avif", "vqcodec")}
+anchors.update({path: path for path in sys.argv[2:]})
+for name, path in anchors.items():
+    ra, qa = curve(path)
+    at_rate = np.interp(np.log(rt), np.log(ra), qa, left=np.nan, right=np.nan)
+    gaps = ", ".join(f"{r:.3f}: {d:+.2f}" for r, d in zip(rt, np.asarray(qt) - at_rate) if np.isfinite(d))
+    print(f"{name} {bd_rate(ra, qa, rt, qt, method='akima'):+.1f}%  dB at equal rate (bpp: dB) {gaps}")
