@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package: import
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import codecs as pillow_codecs  # noqa: E402
-from benchmarks import batch, content, ours, rd, speed  # noqa: E402
+from benchmarks import batch, content, ours, rd, recheck, speed  # noqa: E402
 from benchmarks.bdrate import bd_rate, monotone_curve  # noqa: E402
 from benchmarks.common import list_images, ms_ssim, ms_ssim_db, ms_ssim_settings, psnr  # noqa: E402
 from benchmarks.report import REFERENCE_DIR, load_curve, load_references  # noqa: E402
@@ -338,3 +338,23 @@ def test_whole_process_cli_runs_with_vqcodec(tiny_dir, real_codec_model):
     assert res["large_image_auto"]["pixels"] == pytest.approx(20_000, rel=0.05)
     assert res["one_image_auto"]["bytes"] > 0
     assert res["split"]["compress"]["total_s"] > 0 and res["split"]["model_load_s"] > 0
+
+
+def test_recheck_reports_the_largest_difference_from_stored_results(tmp_path, capsys):
+    import vqcodec
+    from benchmarks.common import bpp as bpp_of, psnr as psnr_of
+
+    rng = np.random.default_rng(0)
+    img = np.clip(np.cumsum(rng.normal(0, 8, (40, 48, 3)), axis=1) + 128, 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    levels = vqcodec.quality_levels()
+    files = [vqcodec.compress(img, q) for q in levels]
+    stored = {
+        "bpp": [bpp_of(len(f), 40, 48) for f in files],
+        "psnr-rgb": [psnr_of(img, np.asarray(vqcodec.decompress(f).convert("RGB"))) for f in files],
+    }
+    for shift, expected in ((0.0, "0.000000 bpp, 0.0000 dB"), (0.25, "0.250000 bpp, 0.0000 dB")):
+        results = tmp_path / "vqcodec.json"
+        results.write_text(json.dumps({"per_image": {"a.png": {**stored, "bpp": [b + shift for b in stored["bpp"]]}}}))
+        assert recheck.main(["--data", str(tmp_path), "--results", str(results), "a.png"]) == 0
+        assert capsys.readouterr().out.strip().endswith(f"over {len(levels)} files: {expected}")
