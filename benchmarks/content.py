@@ -88,7 +88,7 @@ def table(result: dict) -> str:
         "",
         "'within lossless': vqcodec bytes <= the smaller lossless coding + the container's bytes;",
         "'≤ bare lossless': vqcodec bytes <= the smaller lossless coding alone;",
-        "'quick lossless': the smaller of deflate level 1 and WebP's fastest lossless method (the encoder's cheap check).",
+        "'quick lossless': the smaller of deflate level 1 and WebP's lossless method 1 (the encoder's cheap check).",
         "",
     ]
     return "\n".join(lines)
@@ -99,13 +99,14 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="folder of images (e.g. benchmarks/content_samples)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: benchmarks/results)")
     p.add_argument("--model", default=None, help="vqcodec model file (default: the shipped model)")
-    p.add_argument("--quality", type=int, default=None, help="quality level (default: the codec's default)")
+    p.add_argument("--quality", type=int, default=None, help="quality 0..100 (default: the codec's default)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by name)")
     args = p.parse_args(argv)
     from vqcodec import codec
+    from vqcodec.quality import DEFAULT_QUALITY
 
     model = codec.load_model(args.model)
-    quality = args.quality if args.quality is not None else codec.default_quality(model)
+    quality = args.quality if args.quality is not None else DEFAULT_QUALITY
     rows = [measure(path, model, quality) for path in list_images(args.data, args.limit)]
     result = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

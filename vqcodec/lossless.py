@@ -21,12 +21,17 @@ __all__ = ["encode", "decode", "few_colours", "worth_trying", "quick_size", "pay
 MAX_COLOURS = 256
 #: ... and grey ones with at most this many levels (any 8-bit grey image has 256).
 MAX_GREY_LEVELS = 32
-#: Lossless is tried when a quick lossless coding is within this factor of the
-#: learned file. The quick codings (deflate level 1 and WebP's fastest method)
-#: are at most 8.9 times the full lossless file on the content samples, and at
-#: least 11.9 times the learned file on Kodak's photographs at the top quality,
-#: which therefore never pay for the full coding.
-WORTH_TRYING_RATIO = 10
+#: Lossless is tried only past two checks, cheapest first. A quick lossless
+#: coding, the smaller of deflate at level 1 and WebP's method 1, must be
+#: within this factor of the learned file: it is at most 4.4 times the full
+#: lossless file on the content samples (gradient_slide; photographs 1.04;
+#: ``python -m benchmarks.content``). Deflate alone is no bound: on a smooth
+#: ramp it is hundreds of times the full coding ...
+QUICK_RATIO = 6
+#: ... and then lossless WebP at Pillow's default effort within this factor:
+#: at most 1.29 times the full lossless file on the samples. It costs about
+#: 0.3 s on a Kodak image, which the full coding (11 s) would cost forty times.
+DEFAULT_EFFORT_RATIO = 1.5
 #: The quick codings run on strips of about this many pixels, so their memory stays small on large images.
 _STRIP_PIXELS = 1 << 20
 #: libwebp's largest width or height; larger images are coded as PNG only.
@@ -63,7 +68,7 @@ def _deflate_size(img: Image.Image) -> int:
 def _fast_webp_size(img: Image.Image) -> int | None:
     if not _webp_fits(img):
         return None
-    return sum(len(_webp(img.crop(box), method=0, quality=0)) for box in _strips(img))
+    return sum(len(_webp(img.crop(box), method=1, quality=25)) for box in _strips(img))
 
 
 def quick_size(img: Image.Image) -> int:
@@ -76,14 +81,19 @@ def worth_trying(img: Image.Image, learned_bytes: int) -> bool:
     """Could a lossless coding be no larger than ``learned_bytes``?
 
     A deflate at level 1 is the cheapest bound and catches flat graphics;
-    WebP's fastest lossless method catches smooth ones (gradients), where
-    deflate is hundreds of times too large. Both run strip by strip.
+    WebP's method 1 catches smooth ones (gradients), where deflate is ten
+    times too large. Both run strip by strip. Photographs at high rates pass
+    that check, so WebP at its default effort has the last word (strip by
+    strip too, which bounds its memory on large images).
     """
-    limit = WORTH_TRYING_RATIO * learned_bytes
-    if _deflate_size(img) <= limit:
+    quick = _deflate_size(img)
+    if quick > QUICK_RATIO * learned_bytes:
+        fast = _fast_webp_size(img)
+        if fast is None or fast > QUICK_RATIO * learned_bytes:
+            return False
+    if not _webp_fits(img):
         return True
-    fast = _fast_webp_size(img)
-    return fast is not None and fast <= limit
+    return sum(len(_webp(img.crop(box))) for box in _strips(img)) <= DEFAULT_EFFORT_RATIO * learned_bytes
 
 
 #: Images up to this size also get WebP's slowest, strongest method.
