@@ -28,9 +28,10 @@ def main(argv=None) -> int:
     stored = json.loads(Path(args.results).read_text())["per_image"]
     worst_bpp = worst_psnr = 0.0
     count = 0
+    qualities = vqcodec.quality_levels()  # the order of benchmarks.rd's points
     for name in args.images:
         img = to_array(load_rgb(Path(args.data) / name))
-        for q, (bpp_then, psnr_then) in enumerate(zip(stored[name]["bpp"], stored[name]["psnr-rgb"]), start=1):
+        for q, bpp_then, psnr_then in zip(qualities, stored[name]["bpp"], stored[name]["psnr-rgb"], strict=True):
             data = vqcodec.compress(img, q)
             worst_bpp = max(worst_bpp, abs(bpp(len(data), *img.shape[:2]) - bpp_then))
             worst_psnr = max(worst_psnr, abs(psnr(img, to_array(vqcodec.decompress(data))) - psnr_then))

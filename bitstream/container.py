@@ -129,7 +129,7 @@ class Header:
 
     @property
     def quality(self) -> int:
-        """The quality on the codec's 1..N scale: the stages coded, or the ECVQ level + 1 (0 for lossless)."""
+        """The model level coded, 1..N: the stages coded, or the ECVQ level + 1 (0 for lossless)."""
         return self.level + 1 if self.kind == "ecvq" else self.num_stages
 
     @property

@@ -67,7 +67,7 @@ def _files(folder):
 
 def test_compress_decompress_in_process(folder, tiny_model_path, capsys):
     names = ["rgb", "l", "rgba", "la", "p"]
-    rc = _main("compress", *(folder / f"{n}.png" for n in names), "--model", tiny_model_path, "-q", "2")
+    rc = _main("compress", *(folder / f"{n}.png" for n in names), "--model", tiny_model_path, "-q", "50")
     assert rc == 0
     out = folder / "out"
     out.mkdir()
@@ -81,7 +81,7 @@ def test_compress_decompress_in_process(folder, tiny_model_path, capsys):
             orig = Image.open(folder / f"{n}.png")
             np.testing.assert_array_equal(np.asarray(dec.getchannel("A")), np.asarray(orig.getchannel("A")))
     err = capsys.readouterr().err
-    assert "quality 2" in err and "bpp" in err
+    assert "level 2" in err and "bpp" in err  # quality 50 of 0..100: the middle of 3 levels
 
 
 def test_a_terminal_shows_each_file_s_result_beside_the_progress_bar(folder, tiny_model_path, monkeypatch, capsys):
@@ -94,12 +94,12 @@ def test_a_terminal_shows_each_file_s_result_beside_the_progress_bar(folder, tin
         assert "bpp" in line and ("dB" in line or "exact" in line)
 
 def test_info(folder, model, capsys):
-    data = codec.compress(_image("RGBA"), 2, model)
+    data = codec.compress(_image("RGBA"), 50, model)
     (folder / "x.vqc").write_bytes(data)
     assert _main("info", folder / "x.vqc") == 0
     line = capsys.readouterr().out.strip()
     fp = codec.model_fingerprint(model).hex()
-    assert "28x20 RGBA" in line and "quality 2" in line and fp in line
+    assert "28x20 RGBA" in line and "level 2" in line and fp in line
     assert f"{len(data)} bytes" in line and f"{8 * len(data) / 560:.4f} bpp" in line
 
 
@@ -216,8 +216,8 @@ def test_output_with_several_inputs(folder, tiny_model_path, capsys):
 
 
 def test_bad_quality(folder, tiny_model_path, capsys):
-    assert _main("compress", folder / "rgb.png", "-q", "9", "--model", tiny_model_path) == 1
-    _assert_error(capsys, "quality must be in 1..3")
+    assert _main("compress", folder / "rgb.png", "-q", "101", "--model", tiny_model_path) == 1
+    _assert_error(capsys, "quality must be in 0..100")
     assert not (folder / "rgb.vqc").exists()
 
 
@@ -238,9 +238,9 @@ def test_demo(tiny_model_path, tmp_path, capsys):
     assert _main("demo", "--model", tiny_model_path, "--save", tmp_path / "demo") == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
-    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 1), (34, 2), (67, 3)]  # quality, level
     assert "PSNR" in out and "256x176" in out
-    assert (tmp_path / "demo" / "endeavour_q3.png").exists()
+    assert (tmp_path / "demo" / "endeavour_q67.png").exists()
 
 
 def test_train_delegates(monkeypatch):
@@ -321,9 +321,9 @@ def test_bad_arguments_fail_before_the_model_loads(folder, tiny_model_path, monk
     (folder / "notes.keras").write_text("not a model\n")
     (folder / "unreadable.png").write_bytes((folder / "rgb.png").read_bytes())
     cases = [
-        (("compress", folder / "rgb.png", "-q", "4", "--model", tiny_model_path), "quality must be in 1..3"),
-        (("compress", folder / "rgb.png", "-q", "0", "--model", tiny_model_path), "quality must be in 1..3"),
-        (("demo", "-q", "7", "--model", tiny_model_path), "quality must be in 1..3"),
+        (("compress", folder / "rgb.png", "-q", "101", "--model", tiny_model_path), "quality must be in 0..100"),
+        (("compress", folder / "rgb.png", "-q=-1", "--model", tiny_model_path), "quality must be in 0..100"),
+        (("demo", "-q", "700", "--model", tiny_model_path), "quality must be in 0..100"),
         (("compress", folder / "rgb.png", "--model", folder / "notes.keras"),
          f"{folder / 'notes.keras'} is not a vqcodec model (not a Keras archive)"),
         (("decompress", folder / "x.vqc", "--model", folder / "rgb.png"),
@@ -458,13 +458,13 @@ def test_argument_errors_do_not_start_the_backend(folder, tiny_model_path):
         "from vqcodec import cli\n"
         f"model = {tiny_model_path!r}\n"
         "cases = [\n"
-        "    ['compress', 'rgb.png', '-q', '9', '--model', model],\n"
+        "    ['compress', 'rgb.png', '-q', '101', '--model', model],\n"
         "    ['compress', 'rgb.png', '--model', 'notes.keras'],\n"
         "    ['compress', 'rgb.png', '--model', 'rgb.png'],\n"
         "    ['decompress', 'x.vqc', '--model', 'missing.keras'],\n"
         "    ['compress', 'rgb.png', '-o', 'nowhere/x.vqc', '--model', model],\n"
         "    ['decompress', 'rgb.png', '-o', 'x.nope', '--model', model],\n"
-        "    ['demo', '-q', '5', '--model', model],\n"
+        "    ['demo', '-q', '500', '--model', model],\n"
         "]\n"
         "rcs = [cli.main(argv) for argv in cases]\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax'))\n"

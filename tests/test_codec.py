@@ -42,9 +42,11 @@ def _psnr(a, b):
 
 
 def test_quality_levels_and_load_cache(model, tiny_model_path):
-    assert codec.quality_levels(model) == [1, 2, 3]
+    assert codec.quality_levels(model) == [0, 34, 67]  # 0-33: 1 stage, 34-66: 2, 67-100: 3
     assert codec.load_model(tiny_model_path) is model
-    assert codec.default_quality(model) == 3  # DEFAULT_QUALITY clamped to 3 stages
+    stages = [codec.read_indices(codec.compress(_smooth(8, 8), q, model, lossless=False), model)[0].num_stages
+              for q in (0, 33, 34, 66, 67, 100, None)]
+    assert stages == [1, 1, 2, 2, 3, 3, 3]  # the default, 75, is in the top band
 
 
 def test_fingerprint_is_stable_across_loads(model, tiny_model_path, other_tiny_model_path):
@@ -127,14 +129,15 @@ def test_load_model_refuses_non_models_in_one_line(tmp_path):
         assert "\n" not in str(info.value) and len(str(info.value)) < 300, str(info.value)
 
 
-@pytest.mark.parametrize("quality", [1, 2, 3])
-def test_round_trip_indices_exact(model, quality):
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_round_trip_indices_exact(model, stages):
     a = _smooth(40, 56)
+    quality = codec.quality_levels(model)[stages - 1]
     data = codec.compress(a, quality, model)
     header, grid = codec.read_indices(data, model)
-    assert header.num_stages == quality and (header.width, header.height) == (56, 40)
+    assert header.num_stages == stages and (header.width, header.height) == (56, 40)
     # the decoded index grid is exactly what the model's encoder + quantiser give
-    expected = np.asarray(model.encode_to_indices(a[None].astype(np.float32) / 255, num_stages=quality))[0]
+    expected = np.asarray(model.encode_to_indices(a[None].astype(np.float32) / 255, num_stages=stages))[0]
     np.testing.assert_array_equal(grid, expected)
     np.testing.assert_array_equal(grid, codec.indices_of(a, quality, model))
     out = codec.decompress(data, model)
@@ -142,17 +145,17 @@ def test_round_trip_indices_exact(model, quality):
 
 
 def test_bad_quality(model):
-    with pytest.raises(ValueError, match=r"quality must be in 1\.\.3"):
-        codec.compress(_smooth(8, 8), 4, model)
-    with pytest.raises(ValueError):
-        codec.compress(_smooth(8, 8), 0, model)
+    with pytest.raises(ValueError, match=r"quality must be in 0\.\.100"):
+        codec.compress(_smooth(8, 8), 101, model)
+    with pytest.raises(ValueError, match=r"quality must be in 0\.\.100"):
+        codec.compress(_smooth(8, 8), -1, model)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (7, 13), (1, 500), (500, 1), (9, 8)])
 def test_odd_sizes(model, size):
     w, h = size
     a = _smooth(h, w)
-    data = codec.compress(a, 2, model, lossless=False)
+    data = codec.compress(a, 50, model, lossless=False)  # 34-66: 2 stages
     header, grid = codec.read_indices(data, model)
     assert grid.shape == (-(-h // 8), -(-w // 8), 2)
     # padding is edge replication, so the indices match an explicitly edge-padded image

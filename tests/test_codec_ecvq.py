@@ -52,32 +52,32 @@ def model(model_path):
     return codec.load_model(model_path)
 
 
-@pytest.mark.parametrize("quality", [1, 2, 3])  # the lowest, the default (clamped to 3 levels here) and the highest
-def test_round_trip_at_every_level_is_the_models_own_coding(model, quality):
+@pytest.mark.parametrize("quality, level", [(0, 0), (33, 0), (34, 1), (None, 2), (100, 2)])  # None: the default, 75
+def test_round_trip_at_every_level_is_the_models_own_coding(model, quality, level):
     image = _smooth(40, 56, seed=7)
     data = codec.compress(image, quality, model, lossless=False)
     header, grid = codec.read_indices(data, model)
-    assert (header.kind, header.level, header.quality, data[3]) == ("ecvq", quality - 1, quality, 3)
-    expected = np.asarray(model.encode_to_indices(image[None].astype(np.float32) / 255, quality - 1))[0]
+    assert (header.kind, header.level, header.quality, data[3]) == ("ecvq", level, level + 1, 3)
+    expected = np.asarray(model.encode_to_indices(image[None].astype(np.float32) / 255, level))[0]
     np.testing.assert_array_equal(grid, expected)
     np.testing.assert_array_equal(grid, codec.indices_of(image, quality, model))
     decoded = np.asarray(codec.decompress(data, model))
-    y = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], quality - 1))[0]
+    y = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None], level))[0]
     np.testing.assert_array_equal(decoded, np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8))
-    assert codec.describe_coding(data) == f"quality {quality}"
+    assert codec.describe_coding(data) == f"level {level + 1}"
 
 
-def test_levels_default_and_bad_quality(model):
-    assert codec.quality_levels(model) == [1, 2, 3]
-    assert codec.default_quality(model) == 3
-    with pytest.raises(ValueError, match=r"quality must be in 1\.\.3"):
-        codec.compress(_smooth(8, 8), 4, model)
+def test_levels_and_bad_quality(model):
+    assert codec.quality_levels(model) == [0, 34, 67]
+    for bad in (101, -1):
+        with pytest.raises(ValueError, match=r"quality must be in 0\.\.100"):
+            codec.compress(_smooth(8, 8), bad, model)
 
 
 def test_higher_quality_spends_more_bytes_for_less_error(model):
     image = _smooth(64, 96, seed=3)
     sizes, errors = [], []
-    for q in (1, 2, 3):
+    for q in codec.quality_levels(model):
         data = codec.compress(image, q, model, lossless=False)
         sizes.append(len(data))
         errors.append(np.mean((np.asarray(codec.decompress(data, model), np.float64) - image) ** 2))
@@ -86,7 +86,7 @@ def test_higher_quality_spends_more_bytes_for_less_error(model):
 
 def test_size_target_picks_the_best_level_that_fits(model):
     image = _smooth(64, 96, seed=5)
-    sizes = [len(codec.compress(image, q, model, lossless=False)) for q in (1, 2, 3)]
+    sizes = [len(codec.compress(image, q, model, lossless=False)) for q in codec.quality_levels(model)]
     data = codec.compress(image, model=model, size=sizes[1], lossless=False)
     assert bitstream.read_header(data).quality == 2 and len(data) == sizes[1]
 
@@ -116,9 +116,39 @@ def test_files_of_another_model_family_or_level_are_refused(model, tiny_model_pa
     with pytest.raises(bitstream.ModelMismatchError, match="made by a variable-rate ECVQ model, but this model is a residual"):
         codec.decompress(data, tiny_model_path)
     header, payload, alpha = bitstream.unpack(data)
+    old_header, old_payload, _ = bitstream.unpack(residual)
+    retired = dataclasses.replace(old_header, model_fingerprint=bytes.fromhex(next(iter(codec.RETIRED_DEFAULTS))))
+    with pytest.raises(bitstream.ModelMismatchError, match=r"default model of vqcodec 0\.1; .*pip install 'vqcodec==0\.1\.\*'"):
+        codec.decompress(bitstream.pack(retired, old_payload), model)
     beyond = bitstream.pack(dataclasses.replace(header, level=3), payload, alpha)
-    with pytest.raises(bitstream.CorruptDataError, match="quality 4, the model has only 3 levels"):
+    with pytest.raises(bitstream.CorruptDataError, match="level 4, the model has only 3 levels"):
         codec.decompress(beyond, model)
+
+
+def test_the_export_codes_like_keras_at_every_level(model_path, tmp_path):
+    """The ONNX export (level as a graph input): same fingerprint, levels and tables; files cross-decode."""
+    import shutil
+
+    from vqcodec.export import export_model
+    from vqcodec.runtime import ExportedVariableRateModel
+
+    path = tmp_path / "ecvq.keras"
+    shutil.copy(model_path, path)
+    export_model(path)
+    keras_model = codec.load_model(path, runtime="keras")
+    onnx_model = codec.load_model(path)
+    assert isinstance(onnx_model, ExportedVariableRateModel) and codec.is_variable_rate(onnx_model)
+    assert codec.model_fingerprint(onnx_model) == codec.model_fingerprint(keras_model)
+    assert codec.quality_levels(onnx_model) == codec.quality_levels(keras_model)
+    np.testing.assert_array_equal(onnx_model.coding_counts, keras.ops.convert_to_numpy(keras_model.coding_counts))
+    image = _smooth(48, 64, seed=11)
+    for q in codec.quality_levels(keras_model):
+        a, b = codec.indices_of(image, q, keras_model), codec.indices_of(image, q, onnx_model)
+        assert np.mean(a != b) <= 0.02
+        for data in (codec.compress(image, q, keras_model, lossless=False), codec.compress(image, q, onnx_model, lossless=False)):
+            x = np.asarray(codec.decompress(data, keras_model), np.int16)
+            y = np.asarray(codec.decompress(data, onnx_model), np.int16)
+            assert np.abs(x - y).max() <= 1
 
 
 def test_a_model_without_tables_says_how_to_fit_them(tmp_path):
@@ -141,7 +171,7 @@ def test_fingerprint_covers_the_tables(model_path, tmp_path):
 
 
 def test_command_line_round_trip_in_a_fresh_process(model_path, tmp_path):
-    """Loading registers the model's class by itself (nothing imported it before), and -q counts 1..N."""
+    """Loading registers the model's class by itself (nothing imported it before), and -q counts 0..100."""
     import subprocess
     import sys
 
@@ -150,14 +180,14 @@ def test_command_line_round_trip_in_a_fresh_process(model_path, tmp_path):
     Image.fromarray(_smooth(40, 56, seed=9)).save(tmp_path / "in.png")
     run = dict(capture_output=True, text=True, timeout=300)
     args = [sys.executable, "-m", "vqcodec.cli", "compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.vqc"),
-            "--model", str(model_path), "-q", "3"]
+            "--model", str(model_path), "-q", "67"]
     done = subprocess.run(args, **run)
     assert done.returncode == 0, done.stderr
     header = bitstream.read_header((tmp_path / "x.vqc").read_bytes())
     assert (header.kind, header.quality) == ("ecvq", 3)
     done = subprocess.run([sys.executable, "-m", "vqcodec.cli", "compress", str(tmp_path / "in.png"), "-o",
-                           str(tmp_path / "y.vqc"), "--model", str(model_path), "-q", "4"], **run)
-    assert done.returncode != 0 and "quality must be in 1..3" in done.stderr
+                           str(tmp_path / "y.vqc"), "--model", str(model_path), "-q", "101"], **run)
+    assert done.returncode != 0 and "quality must be in 0..100" in done.stderr
     done = subprocess.run([sys.executable, "-m", "vqcodec.cli", "decompress", str(tmp_path / "x.vqc"), "-o",
                            str(tmp_path / "out.png"), "--model", str(model_path)], **run)
     assert done.returncode == 0, done.stderr

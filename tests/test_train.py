@@ -120,12 +120,12 @@ def test_exported_model_compresses_and_decompresses(trained):
     model = codec.load_model(out)
     image = np.asarray(Image.open(next((out.parent.parent / "data").glob("*.png"))))[:37, :45]
     sizes = []
-    for q in (1, 3):
+    for stages, q in ((1, 0), (3, 100)):  # quality 0..100 over 3 stages
         blob = vqcodec.compress(image, quality=q, model=str(out))
         back = np.asarray(vqcodec.decompress(blob, model=str(out)))
         assert back.shape == image.shape and back.dtype == np.uint8
         header, grid = codec.read_indices(blob, model)
-        assert header.num_stages == q and grid.shape == (5, 6, q)
+        assert header.num_stages == stages and grid.shape == (5, 6, stages)
         np.testing.assert_array_equal(grid, codec.indices_of(image, q, model))
         # The model's own reconstruction from those indices, cropped and rounded as 8-bit.
         recon = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None]))[0, :37, :45]

@@ -20,6 +20,8 @@ import warnings
 import zipfile
 from pathlib import Path
 
+from vqcodec.quality import DEFAULT_QUALITY, MAX_QUALITY, level_of
+
 PROG = "vqcodec"
 STDIO = "-"
 GLOBAL_FLAGS = ("-v", "--verbose", "--quiet")
@@ -160,36 +162,23 @@ def _model_path(model: str | None) -> tuple[Path, str]:
     return p, model
 
 
-def _check_model(model: str | None) -> int | None:
-    """Checks ``--model`` without Keras: a readable Keras archive (a zip with config.json).
-
-    Returns its quality levels (stage count) when the config tells them, so a
-    bad ``--quality`` is caught before the model loads.
-    """
+def _check_model(model: str | None) -> None:
+    """Checks ``--model`` without Keras: a readable Keras archive (a zip with config.json)."""
     p, shown = _model_path(model)
     try:
         if not zipfile.is_zipfile(p):
             raise CLIError(f"{shown} is not a vqcodec model (not a Keras archive)")
         with zipfile.ZipFile(p) as archive:
-            config = json.loads(archive.read("config.json"))
+            json.loads(archive.read("config.json"))
     except KeyError:
         raise CLIError(f"{shown} is not a vqcodec model (a zip file without the config.json of a Keras archive)") from None
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise CLIError(f"{shown} is not a vqcodec model (unreadable Keras archive: {_describe(exc)})") from None
-    settings = config.get("config", {}) if isinstance(config, dict) else {}
-    settings = settings if isinstance(settings, dict) else {}
-    lambdas = settings.get("lambdas")  # a variable-rate model: one level per lambda
-    stages = len(lambdas) if isinstance(lambdas, list) else settings.get("num_stages")
-    return stages if isinstance(stages, int) and stages > 0 else None
 
 
-def _check_quality(quality: int | None, stages: int | None) -> None:
-    if quality is None:
-        return
-    if stages is not None and not 1 <= quality <= stages:
-        raise CLIError(f"quality must be in 1..{stages} for this model, got {quality}")
-    if quality < 1:
-        raise CLIError(f"quality must be at least 1, got {quality}")
+def _check_quality(quality: int | None) -> None:
+    if quality is not None and not 0 <= quality <= MAX_QUALITY:
+        raise CLIError(f"quality must be in 0..{MAX_QUALITY}, got {quality}")
 
 
 @contextlib.contextmanager
@@ -280,8 +269,8 @@ def _run_files(pairs, args, prepare, process) -> int:
     """Checks the model and every pair cheaply first, then processes the good ones; one error line per failure."""
     verbose = args.verbose
     try:
-        stages = _check_model(args.model)
-        _check_quality(getattr(args, "quality", None), stages)
+        _check_model(args.model)
+        _check_quality(getattr(args, "quality", None))
     except Exception as exc:
         _report(exc, verbose)
         return 1
@@ -462,7 +451,8 @@ def _code(args, direction: str) -> int:
     if direction == batch.COMPRESS:
         _check_targets(args)
     folder = _folder_input(args)
-    _check_quality(getattr(args, "quality", None), _check_model(args.model))
+    _check_model(args.model)
+    _check_quality(getattr(args, "quality", None))
     if folder is not None:
         plan = batch.plan_folder(folder, args.output, direction)
         return _run_batch(args, direction, plan.tasks, plan.failed, plan.skipped, folder=True)
@@ -654,7 +644,7 @@ def cmd_info(args) -> int:
                 continue
             tiles = "untiled" if h.tile_size == 0 else f"tiles of {h.tile_size}x{h.tile_size} latents"
             print(
-                f"{_label(inp)}: {h.width}x{h.height} {h.mode}, {h.kind}, quality {h.quality}, "
+                f"{_label(inp)}: {h.width}x{h.height} {h.mode}, {h.kind}, level {h.quality}, "
                 f"model {h.model_fingerprint.hex()}, {size}, "
                 f"latent grid {h.latent_width}x{h.latent_height}, {tiles}"
             )
@@ -686,7 +676,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    _check_quality(args.quality, _check_model(args.model))
+    _check_model(args.model)
+    _check_quality(args.quality)
     if args.save is not None:
         _check_output_folder(args.save, "--save", "")
     with _own_warnings(args.verbose):
@@ -708,28 +699,28 @@ def _demo(args) -> int:
     with sample.open("rb") as f:
         raw = f.read()
     img = codec.load_image(raw)
-    levels = codec.quality_levels(model)
-    default = codec.default_quality(model)
+    qualities = codec.quality_levels(model)
+    n = len(qualities)
+    default = level_of(DEFAULT_QUALITY, n)
     if args.quality is not None:
-        if args.quality not in levels:
-            raise CLIError(f"quality must be in 1..{levels[-1]} for this model, got {args.quality}")
-        levels = [args.quality]
+        qualities = [args.quality]
     ref = np.asarray(img.convert("RGB"), dtype=np.float64)
     fp = codec.model_fingerprint(model).hex()
     name = "default model" if args.model is None else args.model
     print(f"sample: endeavour.png, {img.width}x{img.height} {img.mode}, {len(raw)} bytes as PNG")
-    print(f"model: {name} (fingerprint {fp}), quality levels 1..{len(codec.quality_levels(model))}")
-    print(f"{'quality':>7} {'bytes':>8} {'bpp':>7} {'PSNR dB':>8} {'enc s':>6} {'dec s':>6}")
-    for q in levels:
+    print(f"model: {name} (fingerprint {fp}), {n} levels")
+    print(f"{'quality':>7} {'level':>5} {'bytes':>8} {'bpp':>7} {'PSNR dB':>8} {'enc s':>6} {'dec s':>6}")
+    for q in qualities:
         t0 = time.perf_counter()
         data = codec.compress(img, quality=q, model=model)
         t1 = time.perf_counter()
         out = codec.decompress(data, model=model)
         t2 = time.perf_counter()
         psnr_db = psnr(ref, np.asarray(out.convert("RGB")))
-        mark = "  (default)" if q == default else ""
+        level = level_of(q, n)
+        mark = "  (default)" if level == default else ""
         print(
-            f"{q:>7} {len(data):>8} {_bpp(len(data), img.width, img.height):>7.3f} {psnr_db:>8.2f} "
+            f"{q:>7} {level:>5} {len(data):>8} {_bpp(len(data), img.width, img.height):>7.3f} {psnr_db:>8.2f} "
             f"{t1 - t0:>6.2f} {t2 - t1:>6.2f}{mark}"
         )
         if args.save is not None:
@@ -755,7 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="vqcodec: a learned image codec (residual VQ-VAE). Compress images to .vqc files and back.",
+        description="vqcodec: a learned image codec (VQ-VAE). Compress images to .vqc files and back.",
         epilog="Run 'vqcodec COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -800,7 +791,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IN", help="input image(s), a folder, or '-' for stdin")
     p.add_argument(
         "-q", "--quality", type=int, default=None, metavar="Q",
-        help="quality level 1..N (the number of quantiser stages; default 4, or N if smaller)",
+        help=f"quality 0..{MAX_QUALITY}, higher is better (default {DEFAULT_QUALITY}); "
+        "it picks one of the model's levels: N equal bands of the scale",
     )
     p.add_argument("--size", type=_byte_size, default=None, metavar="SIZE",
                    help="target file size (e.g. 40000, 40k, 1.5M): the best quality whose file fits")
@@ -850,10 +842,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="compress and decompress the bundled sample photo",
-        description="Compress and decompress the sample photo shipped with vqcodec at every quality "
-        "level and print bytes, bits per pixel and PSNR.",
+        description="Compress and decompress the sample photo shipped with vqcodec at every level "
+        "of the model (the lowest quality of each) and print bytes, bits per pixel and PSNR.",
     )
-    p.add_argument("-q", "--quality", type=int, default=None, metavar="Q", help="only this quality level")
+    p.add_argument("-q", "--quality", type=int, default=None, metavar="Q", help="only this quality (0..100)")
     p.add_argument("--save", metavar="DIR", default=None, help="also write the .vqc files and decoded PNGs to DIR")
     model_option(p)
     p.set_defaults(func=cmd_demo)

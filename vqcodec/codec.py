@@ -4,11 +4,13 @@
 model's ``encode_to_indices`` (tile by tile on the latent grid for large
 images), entropy-codes the whole index grid in one payload and packs it with a
 header into a ``.vqc`` file. ``decompress`` does the reverse and crops the
-padding away. Two model families: the residual VQ-VAE, whose quality ``q`` is
-the number of quantiser stages coded (1 .. ``model.num_stages``; a *learned*
-file), and the variable-rate ECVQ model, whose quality ``q`` is its level
-``q - 1`` (1 .. ``model.num_qualities``; an *ecvq* file). Index grids are
-(latent rows, latent columns, channels) for both: stages or code groups.
+padding away. Quality is 0 .. 100 and selects one of the model's levels
+(:func:`vqcodec.quality.level_of`). Two model families: the residual
+VQ-VAE, whose level ``L`` is the number of quantiser stages coded
+(1 .. ``model.num_stages``; a *learned* file), and the variable-rate ECVQ
+model, whose level ``L`` is its quality index ``L - 1``
+(1 .. ``model.num_qualities``; an *ecvq* file). Index grids are (latent
+rows, latent columns, channels) for both: stages or code groups.
 
 Tiling: the latent grid is cut into ``tile_size`` x ``tile_size`` tiles; each
 tile is computed with a halo of :data:`HALO` latents (64 pixels) of real image
@@ -40,6 +42,7 @@ from PIL import Image
 import bitstream
 from vqcodec import lossless as lossless_coding
 from vqcodec.images import load_image
+from vqcodec.quality import DEFAULT_QUALITY, MAX_QUALITY, level_of, lowest_qualities
 
 # Registers the .vqc format with Pillow (Image.open("x.vqc")).
 from vqcodec import pillow_plugin as _pillow_plugin  # noqa: F401  (side effect)
@@ -56,14 +59,12 @@ __all__ = [
     "InvalidModelError",
     "default_model_path",
     "quality_levels",
-    "default_quality",
     "model_fingerprint",
+    "is_variable_rate",
     "indices_of",
     "read_indices",
 ]
 
-#: Quality used when none is given (clamped to the model's stage count).
-DEFAULT_QUALITY = 4
 #: Images whose latent grid fits in UNTILED_MAX x UNTILED_MAX latents (768 x 768
 #: pixels: Kodak's 768x512 in either orientation) go through in one piece ...
 UNTILED_MAX = 96
@@ -78,6 +79,8 @@ HALO = 8
 STRIDE = 8
 
 _DEFAULT_MODEL = "default.keras"
+#: Fingerprints of earlier shipped default models, and the vqcodec release that decodes their files.
+RETIRED_DEFAULTS = {"5e6f14bca9104e3d": "0.1"}
 
 # -- models ------------------------------------------------------------------------
 
@@ -143,7 +146,7 @@ def load_model(path=None, runtime: str = "auto", threads: int | None = None):
         if not p.is_file():
             raise FileNotFoundError(f"model file not found: {p}")
     p = p.resolve()
-    from vqcodec.runtime import ExportedModel, has_export
+    from vqcodec.runtime import has_export, load_export
 
     exported = runtime == "onnx" or (runtime == "auto" and has_export(p))
     st = p.stat()
@@ -154,7 +157,7 @@ def load_model(path=None, runtime: str = "auto", threads: int | None = None):
     if exported:
         if not has_export(p):
             raise FileNotFoundError(f"{shown} has no export beside it; run 'vqcodec export {shown}'")
-        model = ExportedModel(p, threads=threads)
+        model = load_export(p, threads=threads)
     else:
         model = _load_keras(p, shown)
     _model_cache[key] = model
@@ -188,20 +191,20 @@ def _resolve_model(model):
     return model
 
 
-def _is_ecvq(model) -> bool:
-    """A variable-rate ECVQ model (quality levels), not a residual VQ-VAE (stages)."""
+def is_variable_rate(model) -> bool:
+    """A variable-rate ECVQ model (quality levels), not a residual VQ-VAE (stages); Keras or exported."""
     return hasattr(model, "num_qualities")
 
 
 def _num_levels(model) -> int:
-    return int(model.num_qualities if _is_ecvq(model) else model.num_stages)
+    return int(model.num_qualities if is_variable_rate(model) else model.num_stages)
 
 
 def _model_data(model):
     """(fingerprint, coding tables) of a model, computed once and cached: a ``bitstream.CodingTables``
     for a residual model, a ``bitstream.context_model.ContextModel`` for an ECVQ model, or None."""
     if _is_exported(model):
-        return model.fingerprint, model.coding_tables
+        return model.fingerprint, model.context_model() if is_variable_rate(model) else model.coding_tables
     try:
         return _model_info[model]
     except KeyError:
@@ -214,7 +217,7 @@ def _model_data(model):
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
     fingerprint = h.digest()[:8]
-    if _is_ecvq(model):
+    if is_variable_rate(model):
         tables = model.context_model()
     elif getattr(model, "coding_tables", None) is None:
         tables = None
@@ -241,7 +244,7 @@ def _tables(model):
     if tables is None:
         fit = (
             "fit them with python -m vqcodec.train_variable_rate DATA -o MODEL --evaluate-only"
-            if _is_ecvq(model)
+            if is_variable_rate(model)
             else "fit them with bitstream.CodingTables.fit and store them with model.set_coding_tables(tables.to_array())"
         )
         raise ValueError(f"the model has no entropy-coding tables; {fit}")
@@ -249,24 +252,19 @@ def _tables(model):
 
 
 def quality_levels(model=None) -> list[int]:
-    """The quality levels a model offers: 1 .. number of residual stages (or of ECVQ levels)."""
-    return list(range(1, _num_levels(_resolve_model(model)) + 1))
-
-
-def default_quality(model=None) -> int:
-    """:data:`DEFAULT_QUALITY`, clamped to the model's number of levels."""
-    return min(DEFAULT_QUALITY, _num_levels(_resolve_model(model)))
+    """The lowest quality (0 .. 100) of each of a model's levels, in order: one value per distinct file."""
+    return lowest_qualities(_num_levels(_resolve_model(model)))
 
 
 def _check_quality(quality, model) -> int:
+    """The level (1 .. N) of a 0 .. 100 ``quality`` (None: :data:`DEFAULT_QUALITY`)."""
     if quality is None:
-        return default_quality(model)
+        quality = DEFAULT_QUALITY
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
         raise TypeError(f"quality must be an int, got {quality!r}")
-    n = _num_levels(model)
-    if not 1 <= quality <= n:
-        raise ValueError(f"quality must be in 1..{n} for this model, got {quality}")
-    return int(quality)
+    if not 0 <= quality <= MAX_QUALITY:
+        raise ValueError(f"quality must be in 0..{MAX_QUALITY}, got {quality}")
+    return level_of(quality, _num_levels(model))
 
 
 # -- timing ------------------------------------------------------------------------
@@ -350,33 +348,33 @@ def _is_exported(model) -> bool:
     return isinstance(model, ExportedModel)
 
 
-def _encode_indices(model, x: np.ndarray, quality: int, region: tuple[int, int, int, int]) -> np.ndarray:
+def _encode_indices(model, x: np.ndarray, level: int, region: tuple[int, int, int, int]) -> np.ndarray:
     """The model's ``encode_to_indices`` of ``region`` (top, bottom, left, right; latents), int64 ``(1, h, w, C)``."""
     region = np.asarray(region, np.int32)
-    if _is_exported(model):
-        return model.encode_to_indices(x, quality, region).astype(np.int64)
+    if _is_exported(model):  # an ECVQ level index, or a number of stages
+        return model.encode_to_indices(x, level - 1 if is_variable_rate(model) else level, region).astype(np.int64)
     import keras
 
-    if _is_ecvq(model):
-        return keras.ops.convert_to_numpy(model.encode_to_indices(x, quality - 1, region=region)).astype(np.int64)
-    idx = keras.ops.convert_to_numpy(model.encode_to_indices(x, num_stages=quality, region=region)).astype(np.int64)
+    if is_variable_rate(model):
+        return keras.ops.convert_to_numpy(model.encode_to_indices(x, level - 1, region=region)).astype(np.int64)
+    idx = keras.ops.convert_to_numpy(model.encode_to_indices(x, num_stages=level, region=region)).astype(np.int64)
     return idx[..., None] if int(model.num_stages) == 1 else idx
 
 
-def _decode_pixels(model, idx: np.ndarray, quality: int) -> np.ndarray:
+def _decode_pixels(model, idx: np.ndarray, level: int) -> np.ndarray:
     """The model's ``decode_from_indices`` of ``(1, h, w, C)`` indices, as float numpy ``(H, W, 3)``."""
     if _is_exported(model):
-        return model.decode_from_indices(idx)[0]
+        return (model.decode_from_indices(idx, level - 1) if is_variable_rate(model) else model.decode_from_indices(idx))[0]
     import keras
 
-    if _is_ecvq(model):
-        return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx), quality - 1))[0]
+    if is_variable_rate(model):
+        return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx), level - 1))[0]
     if int(model.num_stages) == 1:
         idx = idx[..., 0]
     return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx)))[0]
 
 
-def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timings, progress=None) -> np.ndarray:
+def _encode_grid(model, padded: np.ndarray, level: int, tile_size: int, timings, progress=None) -> np.ndarray:
     """Index grid (lh, lw, C) of a padded uint8 RGB image, through the model's ``encode_to_indices``."""
     lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
     grid = None
@@ -385,7 +383,7 @@ def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timing
         crop = padded[cy0 * STRIDE : cy1 * STRIDE, cx0 * STRIDE : cx1 * STRIDE]
         x = (crop.astype(np.float32) / np.float32(255.0))[None]
         with _timed(timings, "network"):  # only the core is quantised: the halo is context
-            idx = _encode_indices(model, x, quality, (y0 - cy0, y1 - cy0, x0 - cx0, x1 - cx0))
+            idx = _encode_indices(model, x, level, (y0 - cy0, y1 - cy0, x0 - cx0, x1 - cx0))
         if grid is None:
             grid = np.empty((lh, lw, idx.shape[-1]), np.int64)
         grid[y0:y1, x0:x1] = idx[0]
@@ -397,18 +395,18 @@ def _encode_grid(model, padded: np.ndarray, quality: int, tile_size: int, timing
 
 def _prepare(image, quality, model, tile_size):
     model = _resolve_model(model)
-    quality = _check_quality(quality, model)
+    level = _check_quality(quality, model)
     img = load_image(image)
     rgb, alpha = _split(img)
     padded = _pad(rgb)
     lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
-    return model, quality, img, padded, alpha, _effective_tile_size(lh, lw, tile_size)
+    return model, level, img, padded, alpha, _effective_tile_size(lh, lw, tile_size)
 
 
 def indices_of(image, quality: int | None = None, model=None, *, tile_size: int | None = None) -> np.ndarray:
     """The index grid (H/8, W/8, C) that :func:`compress` codes for ``image`` (C: stages or code groups)."""
-    model, quality, _, padded, _, tile_size = _prepare(image, quality, model, tile_size)
-    return _encode_grid(model, padded, quality, tile_size, None)
+    model, level, _, padded, _, tile_size = _prepare(image, quality, model, tile_size)
+    return _encode_grid(model, padded, level, tile_size, None)
 
 
 class TargetNotMetWarning(UserWarning):
@@ -435,15 +433,17 @@ def compress(
     """Compress ``image`` to ``.vqc`` bytes.
 
     ``image``: a path, bytes, a binary file object, a PIL image or a uint8
-    array (H, W), (H, W, 1|2|3|4). ``quality``: 1 .. model.num_stages
-    (None = :data:`DEFAULT_QUALITY`, clamped). ``model``: None (the shipped
+    array (H, W), (H, W, 1|2|3|4). ``quality``: 0 .. 100, higher is better
+    (None = :data:`DEFAULT_QUALITY`); it selects one of the model's levels
+    (:func:`vqcodec.quality.level_of`). ``model``: None (the shipped
     default), a ``.keras`` path, or a loaded model.
 
     Targets, instead of ``quality`` (the way cwebp has ``-size`` and ``-psnr``):
     ``size`` (bytes) gives the best quality whose file fits; ``psnr`` (dB, on
-    8-bit RGB) the smallest file that reaches it. Both search the quality
-    levels by bisection on one encoder pass (a lower level codes a prefix of
-    the stages) and consider the lossless coding too. A target that cannot be
+    8-bit RGB) the smallest file that reaches it. Both search the model's
+    levels by bisection (a residual model's lower level codes a prefix of the
+    stages of one encoder pass; an ECVQ model encodes again per level) and
+    consider the lossless coding too. A target that cannot be
     met gives the closest file and a :class:`TargetNotMetWarning`, or with
     ``strict`` a :class:`TargetNotMetError`.
 
@@ -467,18 +467,18 @@ def compress(
         raise ValueError(f"psnr must be a positive number of dB, got {psnr!r}")
     model = _resolve_model(model)
     if targets:
-        quality = quality_levels(model)[-1]
-    model, quality, img, padded, alpha, tile_size = _prepare(image, quality, model, tile_size)
+        quality = MAX_QUALITY
+    model, level, img, padded, alpha, tile_size = _prepare(image, quality, model, tile_size)
     few = lossless_coding.few_colours(img)
     if lossless or (lossless is None and not targets and few):
         with _timed(timings, "entropy"):
             return _lossless_file(img)
-    grid = _encode_grid(model, padded, quality, tile_size, timings, progress)
+    grid = _encode_grid(model, padded, level, tile_size, timings, progress)
     with _timed(timings, "entropy"):
         if targets:
-            grids = _grids_by_quality(model, padded, grid, quality, tile_size, timings)
-            return _search_target(model, grids, quality, img, alpha, tile_size, size, psnr, strict, lossless is None, timings)
-        data = _learned_file(model, grid, quality, img, alpha, tile_size)
+            grids = _grids_by_level(model, padded, grid, level, tile_size, timings)
+            return _search_target(model, grids, level, img, alpha, tile_size, size, psnr, strict, lossless is None, timings)
+        data = _learned_file(model, grid, level, img, alpha, tile_size)
         if lossless is None and lossless_coding.worth_trying(img, len(data)):
             other = _lossless_file(img)
             if len(other) <= len(data):
@@ -486,14 +486,14 @@ def compress(
     return data
 
 
-def _grids_by_quality(model, padded, grid, quality, tile_size, timings) -> Callable[[int], np.ndarray]:
-    """The index grid at any quality up to ``quality`` (whose grid is ``grid``): a prefix of its
+def _grids_by_level(model, padded, grid, level, tile_size, timings) -> Callable[[int], np.ndarray]:
+    """The index grid at any level up to ``level`` (whose grid is ``grid``): a prefix of its
     stages for a residual model, the image encoded again at that level for an ECVQ model."""
-    cache = {quality: grid}
+    cache = {level: grid}
 
     def at(q: int) -> np.ndarray:
         if q not in cache:
-            cache[q] = _encode_grid(model, padded, q, tile_size, timings) if _is_ecvq(model) else grid[..., :q]
+            cache[q] = _encode_grid(model, padded, q, tile_size, timings) if is_variable_rate(model) else grid[..., :q]
         return cache[q]
 
     return at
@@ -547,7 +547,7 @@ def _search_target(model, grids, levels, img, alpha, tile_size, size, psnr_targe
         return best
     closest = learned(1) if size is not None else learned(levels)
     what = (
-        f"size {size} bytes cannot be met: the smallest file is {len(closest)} bytes (quality 1)"
+        f"size {size} bytes cannot be met: the smallest file is {len(closest)} bytes (the lowest level)"
         if size is not None
         else f"PSNR {psnr_target:g} dB cannot be met: the highest quality reaches {quality_of(levels):.2f} dB"
     )
@@ -558,23 +558,23 @@ def _search_target(model, grids, levels, img, alpha, tile_size, size, psnr_targe
 
 
 def describe_coding(data: bytes) -> str:
-    """How a ``.vqc`` file is coded, in words: "quality 4" or "lossless (WebP)"."""
+    """How a ``.vqc`` file is coded, in words: "level 8" or "lossless (WebP)"."""
     header, payload, _ = bitstream.unpack(data, max_pixels=None)
     if header.kind == "lossless":
         return f"lossless ({lossless_coding.payload_format(payload)})"
-    return f"quality {header.quality}"
+    return f"level {header.quality}"
 
 
-def _learned_file(model, grid: np.ndarray, quality: int, img: Image.Image, alpha, tile_size: int) -> bytes:
-    """The ``.vqc`` file of an index grid (h, w, C) at ``quality``, with the alpha plane as a PNG section."""
+def _learned_file(model, grid: np.ndarray, level: int, img: Image.Image, alpha, tile_size: int) -> bytes:
+    """The ``.vqc`` file of an index grid (h, w, C) at ``level``, with the alpha plane as a PNG section."""
     fingerprint, _ = _model_data(model)
     tables = _tables(model)
-    if _is_ecvq(model):
-        payload = tables.encode(grid, quality - 1)
-        levels = dict(kind="ecvq", level=quality - 1)
+    if is_variable_rate(model):
+        payload = tables.encode(grid, level - 1)
+        levels = dict(kind="ecvq", level=level - 1)
     else:
         payload = bitstream.encode_indices(np.moveaxis(grid, -1, 0), tables)
-        levels = dict(num_stages=quality)
+        levels = dict(num_stages=level)
     alpha_payload = b""
     if alpha is not None:
         buf = io.BytesIO()
@@ -610,11 +610,18 @@ def _unpack(data, model, max_pixels):
     try:
         header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels, expected_fingerprint=fingerprint)
     except bitstream.ModelMismatchError:
-        kind = bitstream.read_header(data).kind  # the file is intact: unpack checks the CRC first
-        if (kind == "ecvq") != _is_ecvq(model):
+        header = bitstream.read_header(data)  # the file is intact: unpack checks the CRC first
+        kind = header.kind
+        retired = RETIRED_DEFAULTS.get(header.model_fingerprint.hex())
+        if retired is not None:
+            raise bitstream.ModelMismatchError(
+                f"file was made by the default model of vqcodec {retired}; "
+                f"decode it with that version: pip install 'vqcodec=={retired}.*'"
+            ) from None
+        if (kind == "ecvq") != is_variable_rate(model):
             family = {True: "a variable-rate ECVQ model", False: "a residual VQ model"}
             raise bitstream.ModelMismatchError(
-                f"file was made by {family[kind == 'ecvq']}, but this model is {family[_is_ecvq(model)]}; "
+                f"file was made by {family[kind == 'ecvq']}, but this model is {family[is_variable_rate(model)]}; "
                 "decode it with the model that made it"
             ) from None
         raise
@@ -628,7 +635,7 @@ def _unpack(data, model, max_pixels):
         )
     if header.quality > _num_levels(model):
         raise bitstream.CorruptDataError(
-            f"file is coded at quality {header.quality}, the model has only {_num_levels(model)} levels"
+            f"file is coded at level {header.quality}, the model has only {_num_levels(model)} levels"
         )
     return header, payload, alpha_payload, tables
 
@@ -650,19 +657,19 @@ def read_indices(data: bytes, model=None, *, max_pixels: int | None = None):
     return header, _decode_grid(payload, header, tables)
 
 
-def _decoded_tiles(model, grid: np.ndarray, quality: int, tile_size: int, timings):
-    """Yield ``(y0, x0, uint8 RGB tile)`` in pixels for an index grid (h, w, C) at ``quality``."""
+def _decoded_tiles(model, grid: np.ndarray, level: int, tile_size: int, timings):
+    """Yield ``(y0, x0, uint8 RGB tile)`` in pixels for an index grid (h, w, C) at ``level``."""
     lh, lw, _ = grid.shape
     for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in _tiles(lh, lw, tile_size):
         idx = grid[cy0:cy1, cx0:cx1][None].astype(np.int32)
         with _timed(timings, "network"):
-            y = _decode_pixels(model, idx, quality)
+            y = _decode_pixels(model, idx, level)
         y = y[(y0 - cy0) * STRIDE : (y1 - cy0) * STRIDE, (x0 - cx0) * STRIDE : (x1 - cx0) * STRIDE]
         yield y0 * STRIDE, x0 * STRIDE, np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def _decode_image(
-    model, grid: np.ndarray, quality: int, width: int, height: int, timings, tile_size: int | None = None, progress=None
+    model, grid: np.ndarray, level: int, width: int, height: int, timings, tile_size: int | None = None, progress=None
 ) -> Image.Image:
     """RGB image (width x height) from an index grid, pasted tile by tile.
 
@@ -673,7 +680,7 @@ def _decode_image(
     tile_size = _effective_tile_size(grid.shape[0], grid.shape[1], tile_size)
     img = Image.new("RGB", (width, height))
     done, total = 0, grid.shape[0] * grid.shape[1]
-    for y0, x0, tile in _decoded_tiles(model, grid, quality, tile_size, timings):
+    for y0, x0, tile in _decoded_tiles(model, grid, level, tile_size, timings):
         done += (tile.shape[0] // STRIDE) * (tile.shape[1] // STRIDE)
         tile = tile[: height - y0, : width - x0]  # crop the padding of edge tiles
         img.paste(Image.fromarray(np.ascontiguousarray(tile), "RGB"), (x0, y0))

@@ -1,7 +1,8 @@
 """``vqcodec export``: trace a model's index functions to ONNX for :class:`vqcodec.runtime.ExportedModel`.
 
 Why tf2onnx on the model's own ``encode_to_indices``/``decode_from_indices``:
-the exported graphs are the model's code, quantiser included, so no second
+the exported graphs are the model's code, quantiser included (for a
+variable-rate model the quality level is a graph input), so no second
 implementation has to be kept in step. Transposed convolutions are then
 rewritten as sub-pixel convolutions (:mod:`vqcodec.onnx_graph`), the same
 function in a form onnxruntime runs faster and in less memory. Needs the
@@ -36,32 +37,44 @@ def export_model(model_path: str | os.PathLike) -> tuple[Path, Path]:
 
     model_path = Path(model_path)
     model = codec.load_model(model_path, runtime="keras")  # the source, even where an export exists
-    stages = int(model.num_stages)
-
-    def with_stage_axis(indices):
-        return indices[..., None] if stages == 1 else indices
-
-    def without_stage_axis(indices):
-        return indices[..., 0] if stages == 1 else indices
-
-    encode = tf.function(
-        lambda x, region: tf.cast(with_stage_axis(model.encode_to_indices(x, num_stages=stages, region=region)), tf.int32)
-    )
-    decode = tf.function(lambda i: model.decode_from_indices(without_stage_axis(i)))
-    tables = getattr(model, "coding_tables", None)
-    metadata = encode_metadata(
-        codec.model_fingerprint(model),
-        None if tables is None else keras.ops.convert_to_numpy(tables),
-        stages,
-        int(model.num_embeddings),
-        codec.STRIDE,
-        source_digest(model_path),
-    )
     paths = export_paths(model_path)
-    specs = (
-        [tf.TensorSpec([1, None, None, 3], tf.float32, name="image"), tf.TensorSpec([4], tf.int32, name="region")],
-        [tf.TensorSpec([1, None, None, stages], tf.int32, name="indices")],
-    )
+    if codec.is_variable_rate(model):
+        counts = keras.ops.convert_to_numpy(model.coding_counts)
+        offsets = keras.ops.convert_to_numpy(model.coding_offsets)
+        metadata = encode_metadata(
+            codec.model_fingerprint(model), "ecvq", int(model.num_qualities), int(model.num_embeddings), codec.STRIDE,
+            source_digest(model_path), {"counts": counts, "offsets": offsets} if counts.any() else None,
+        )
+        level = tf.TensorSpec([], tf.int32, name="level")
+        groups = int(model.quantizer.num_groups)
+        encode = tf.function(lambda x, region, q: model.encode_to_indices(x, q, region=region))
+        decode = tf.function(lambda i, q: model.decode_from_indices(i, q))
+        specs = (
+            [tf.TensorSpec([1, None, None, 3], tf.float32, name="image"), tf.TensorSpec([4], tf.int32, name="region"), level],
+            [tf.TensorSpec([1, None, None, groups], tf.int32, name="indices"), level],
+        )
+    else:
+        stages = int(model.num_stages)
+
+        def with_stage_axis(indices):
+            return indices[..., None] if stages == 1 else indices
+
+        def without_stage_axis(indices):
+            return indices[..., 0] if stages == 1 else indices
+
+        encode = tf.function(
+            lambda x, region: tf.cast(with_stage_axis(model.encode_to_indices(x, num_stages=stages, region=region)), tf.int32)
+        )
+        decode = tf.function(lambda i: model.decode_from_indices(without_stage_axis(i)))
+        tables = getattr(model, "coding_tables", None)
+        metadata = encode_metadata(
+            codec.model_fingerprint(model), "residual", stages, int(model.num_embeddings), codec.STRIDE,
+            source_digest(model_path), None if tables is None else {"tables": keras.ops.convert_to_numpy(tables)},
+        )
+        specs = (
+            [tf.TensorSpec([1, None, None, 3], tf.float32, name="image"), tf.TensorSpec([4], tf.int32, name="region")],
+            [tf.TensorSpec([1, None, None, stages], tf.int32, name="indices")],
+        )
     for fn, spec, path in zip((encode, decode), specs, paths):
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET)
         subpixel_conv_transposes(proto)

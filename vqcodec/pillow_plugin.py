@@ -4,7 +4,7 @@ Importing this module (``vqcodec.codec`` does) registers the format, so that
 ``PIL.Image.open("photo.vqc")`` returns the image: opening reads only the
 header (size and mode); ``load()`` decodes with the default model (or the
 model given by :func:`set_model`). ``img.save("x.vqc")`` compresses with the
-same model; pass ``quality=`` to ``save``.
+same model; pass ``quality=`` (0 .. 100) to ``save``. ``img.info["vqc_level"]`` is the level coded.
 
 Errors follow Pillow's convention: what escapes ``open`` and ``load`` is an
 ``OSError`` (a corrupt file, a file made by another model, an unusable
@@ -45,7 +45,7 @@ class VQCImageFile(ImageFile.ImageFile):
         self._size = (header.width, header.height)
         self.info["vqc_kind"] = header.kind
         if header.kind != "lossless":
-            self.info["vqc_quality"] = header.quality
+            self.info["vqc_level"] = header.quality  # the model level coded, 1..N
             self.info["vqc_model_fingerprint"] = header.model_fingerprint.hex()
         self._vqc_loaded = False
         self.tile = []

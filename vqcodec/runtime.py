@@ -5,7 +5,7 @@ while the network itself runs in a fraction of a second. ``vqcodec export``
 (:mod:`vqcodec.export`) writes ``MODEL.encode.onnx`` and ``MODEL.decode.onnx``
 beside ``MODEL.keras``: the model's own ``encode_to_indices`` (all stages) and
 ``decode_from_indices``, traced, so no model logic is written twice. Their
-metadata holds the model's fingerprint, its coding tables, its quality levels
+metadata holds the model's family and fingerprint, its coding tables, its quality levels
 and the SHA-256 of the ``.keras`` file they came from, so an export that no
 longer matches its model is refused instead of producing wrong files.
 
@@ -25,11 +25,20 @@ import numpy as np
 
 import bitstream
 
-__all__ = ["ExportedModel", "StaleExportError", "export_paths", "has_export", "source_digest", "METADATA_KEY"]
+__all__ = [
+    "ExportedModel",
+    "ExportedVariableRateModel",
+    "load_export",
+    "StaleExportError",
+    "export_paths",
+    "has_export",
+    "source_digest",
+    "METADATA_KEY",
+]
 
 #: Key of the JSON metadata in both ONNX files.
 METADATA_KEY = "vqcodec"
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 
 
 class StaleExportError(ValueError):
@@ -57,19 +66,33 @@ def source_digest(model_path: str | os.PathLike) -> str:
 
 
 def encode_metadata(
-    fingerprint: bytes, tables: np.ndarray | None, num_stages: int, num_embeddings: int, stride: int, digest: str
+    fingerprint: bytes,
+    family: str,
+    levels: int,
+    num_embeddings: int,
+    stride: int,
+    digest: str,
+    tables: dict[str, np.ndarray] | None,
 ) -> str:
-    """The JSON string both ONNX files carry."""
+    """The JSON string both ONNX files carry.
+
+    ``family``: "residual" (``levels`` = stages) or "ecvq" (``levels`` =
+    quality levels). ``tables``: the entropy coder's integer arrays by name
+    (a compressed ``.npz``, base64), or None where the model has none.
+    """
+    if family not in ("residual", "ecvq"):
+        raise ValueError(f"unknown model family {family!r}")
     tables_b64 = None
     if tables is not None:
         buf = io.BytesIO()
-        np.save(buf, np.asarray(tables), allow_pickle=False)
+        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in tables.items()})
         tables_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
     return json.dumps(
         {
             "export_version": EXPORT_VERSION,
+            "family": family,
             "fingerprint": fingerprint.hex(),
-            "num_stages": int(num_stages),
+            "levels": int(levels),
             "num_embeddings": int(num_embeddings),
             "stride": int(stride),
             "source_sha256": digest,
@@ -78,39 +101,61 @@ def encode_metadata(
     )
 
 
+def load_export(model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True) -> "ExportedModel":
+    """The export beside ``model_path``, as the class of its model family."""
+    meta = _checked_metadata(Path(model_path), check_source)
+    cls = ExportedVariableRateModel if meta["family"] == "ecvq" else ExportedModel
+    return cls(model_path, threads, check_source, _meta=meta)
+
+
+def _checked_metadata(path: Path, check_source: bool) -> dict:
+    paths = export_paths(path)
+    # The metadata alone (no graph is built yet).
+    meta = [_metadata(p) for p in paths]
+    if meta[0] != meta[1]:
+        raise StaleExportError(f"{paths[0].name} and {paths[1].name} come from different models; export again")
+    meta = meta[0]
+    if check_source and path.is_file() and meta["source_sha256"] != source_digest(path):
+        raise StaleExportError(
+            f"{paths[0].name} was exported from another version of {path.name}; run 'vqcodec export {path}' again"
+        )
+    return meta
+
+
+def _tables(meta: dict) -> dict[str, np.ndarray] | None:
+    if meta["tables"] is None:
+        return None
+    with np.load(io.BytesIO(base64.b64decode(meta["tables"])), allow_pickle=False) as arrays:
+        return {k: arrays[k] for k in arrays.files}
+
+
 class ExportedModel:
-    """A codec model run by onnxruntime: ``encode_to_indices`` and ``decode_from_indices`` on numpy arrays.
+    """A residual model run by onnxruntime: ``encode_to_indices`` and ``decode_from_indices`` on numpy arrays.
 
     ``threads``: onnxruntime's intra-op threads (None: its default, all cores).
     ``check_source``: verify that the export was made from ``model_path``'s current bytes.
+    Use :func:`load_export`, which picks the class of the model's family.
     """
 
-    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True):
+    family = "residual"
+
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True, *, _meta=None):
         self.path = Path(model_path)
         self._paths = export_paths(self.path)
         self._threads = threads
+        # Each session is made when first used, so a decompress never builds the encoder, nor a compress the decoder.
         self._sessions: dict[int, object] = {}
-        # The metadata alone (no graph is built yet): each session is made when first used,
-        # so a decompress never builds the encoder, nor a compress the decoder.
-        meta = [_metadata(p) for p in self._paths]
-        if meta[0] != meta[1]:
-            raise StaleExportError(
-                f"{self._paths[0].name} and {self._paths[1].name} come from different models; export again"
-            )
-        meta = meta[0]
-        if check_source and self.path.is_file() and meta["source_sha256"] != source_digest(self.path):
-            raise StaleExportError(
-                f"{self._paths[0].name} was exported from another version of {self.path.name}; "
-                f"run 'vqcodec export {self.path}' again"
-            )
+        meta = _meta if _meta is not None else _checked_metadata(self.path, check_source)
+        if meta["family"] != self.family:
+            raise StaleExportError(f"{self._paths[0].name} is a {meta['family']} model's export, not a {self.family} one")
         self.fingerprint = bytes.fromhex(meta["fingerprint"])
-        self.num_stages = int(meta["num_stages"])
         self.num_embeddings = int(meta["num_embeddings"])
         self.stride = int(meta["stride"])
-        self.coding_tables = None
-        if meta["tables"] is not None:
-            array = np.load(io.BytesIO(base64.b64decode(meta["tables"])), allow_pickle=False)
-            self.coding_tables = bitstream.CodingTables.from_array(array)
+        self._init_levels(int(meta["levels"]), _tables(meta))
+
+    def _init_levels(self, levels: int, tables: dict | None) -> None:
+        self.num_stages = levels
+        self.coding_tables = None if tables is None else bitstream.CodingTables.from_array(tables["tables"])
 
     def _session(self, which: int):
         if which not in self._sessions:
@@ -129,6 +174,12 @@ class ExportedModel:
             self._sessions[which] = ort.InferenceSession(str(self._paths[which]), options, providers=["CPUExecutionProvider"])
         return self._sessions[which]
 
+    def _feed_image(self, session, x: np.ndarray, region) -> dict:
+        if region is None:
+            region = (0, x.shape[1] // self.stride, 0, x.shape[2] // self.stride)
+        image, box = (i.name for i in session.get_inputs()[:2])
+        return {image: np.ascontiguousarray(x, np.float32), box: np.asarray(region, np.int32)}
+
     def encode_to_indices(self, x: np.ndarray, num_stages: int, region=None) -> np.ndarray:
         """Indices ``(1, h, w, num_stages)`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1].
 
@@ -136,16 +187,45 @@ class ExportedModel:
         quantise (None: all of it), as in :func:`vqcodec.model.latent_region`.
         """
         session = self._session(0)
-        if region is None:
-            region = (0, x.shape[1] // self.stride, 0, x.shape[2] // self.stride)
-        image, box = (i.name for i in session.get_inputs())
-        feed = {image: np.ascontiguousarray(x, np.float32), box: np.asarray(region, np.int32)}
-        return session.run(None, feed)[0][..., :num_stages]  # greedy residual stages: a prefix is the lower quality
+        return session.run(None, self._feed_image(session, x, region))[0][..., :num_stages]  # greedy stages: a prefix is the lower quality
 
     def decode_from_indices(self, indices: np.ndarray) -> np.ndarray:
         """Float image ``(1, H, W, 3)`` from indices ``(1, h, w, S)`` of any ``S <= num_stages``."""
         session = self._session(1)
         return session.run(None, {session.get_inputs()[0].name: _pad_stages(indices, self.num_stages)})[0]
+
+
+class ExportedVariableRateModel(ExportedModel):
+    """A variable-rate ECVQ model run by onnxruntime; the quality level is an input of both graphs."""
+
+    family = "ecvq"
+
+    def _init_levels(self, levels: int, tables: dict | None) -> None:
+        self.num_qualities = levels
+        self.coding_counts = None if tables is None else tables["counts"]
+        self.coding_offsets = None if tables is None else tables["offsets"]
+
+    def context_model(self):
+        """The entropy coder of the stored tables; None where the model had none."""
+        if self.coding_counts is None:
+            return None
+        from bitstream.context_model import ContextModel
+
+        return ContextModel(self.coding_counts, self.coding_offsets, self.num_embeddings)
+
+    def encode_to_indices(self, x: np.ndarray, quality: int, region=None) -> np.ndarray:
+        """Indices ``(1, h, w, G)`` at level ``quality`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1]."""
+        session = self._session(0)
+        feed = self._feed_image(session, x, region)
+        feed[session.get_inputs()[2].name] = np.asarray(quality, np.int32)
+        return session.run(None, feed)[0]
+
+    def decode_from_indices(self, indices: np.ndarray, quality: int) -> np.ndarray:
+        """Float image ``(1, H, W, 3)`` from indices ``(1, h, w, G)`` coded at level ``quality``."""
+        session = self._session(1)
+        names = [i.name for i in session.get_inputs()]
+        feed = {names[0]: np.ascontiguousarray(indices, np.int32), names[1]: np.asarray(quality, np.int32)}
+        return session.run(None, feed)[0]
 
 
 def _pad_stages(indices: np.ndarray, num_stages: int) -> np.ndarray:
