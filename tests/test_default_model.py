@@ -10,7 +10,9 @@ from PIL import Image
 
 import bitstream
 import vqcodec
+from vqcodec import codec
 from vqcodec.codec import default_model_path, model_fingerprint, read_indices
+from vqcodec.quality import level_of
 from vqcodec.metrics import psnr
 
 SAMPLE = files("vqcodec") / "samples" / "endeavour.png"
@@ -21,16 +23,16 @@ def test_default_model_ships_under_25_mb_with_tables():
     assert path.is_file(), f"shipped model missing: {path}"
     assert path.stat().st_size < 25 * 1024 * 1024
     model = vqcodec.load_model(runtime="keras")
-    tables = bitstream.CodingTables.from_array(np.asarray(model.coding_tables))
-    assert tables.num_stages == len(vqcodec.quality_levels()) >= 6
-    assert tables.num_buckets > 1 and tables.boost.any()  # fitted, not uniform
+    assert codec.is_variable_rate(model) and model.num_qualities == len(vqcodec.quality_levels()) >= 8
+    counts = np.asarray(model.coding_counts)
+    assert counts.shape[0] == model.num_qualities and (counts.sum(axis=(2, 3)) > 0).all()  # fitted: every level and group
 
 
 def test_default_model_refuses_tiny_files_announcing_huge_images():
     """28-byte files announcing up to 2**28 pixels with no payload: refused at once."""
     fp = model_fingerprint()
     for side, tile in [(16384, 64), (4096, 0), (1024, 1)]:
-        header = bitstream.Header(fp, side, side, "RGB", 4, side // 8, side // 8, tile)
+        header = bitstream.Header(fp, side, side, "RGB", 0, side // 8, side // 8, tile, kind="ecvq", level=4)
         with pytest.raises(bitstream.CorruptDataError, match="too short"):
             vqcodec.decompress(bitstream.pack(header, b""))
 
@@ -40,15 +42,16 @@ def test_default_model_rate_and_quality_rise_with_level():
         image = Image.open(f).convert("RGB")
     reference = np.asarray(image)
     sizes, scores = [], []
-    for q in (1, 4, vqcodec.quality_levels()[-1]):
+    levels = len(vqcodec.quality_levels())
+    for q in (0, None, 100):  # the lowest, the default and the highest quality
         data = vqcodec.compress(image, quality=q)
         decoded = vqcodec.decompress(data)
         assert decoded.size == image.size and decoded.mode == "RGB"
         header, indices = read_indices(data, vqcodec.load_model())
-        assert header.num_stages == q and indices.shape[-1] == q
+        assert header.kind == "ecvq" and header.quality == level_of(75 if q is None else q, levels)
         sizes.append(len(data))
         scores.append(psnr(reference, np.asarray(decoded)))
     assert sizes == sorted(sizes) and len(set(sizes)) == 3
     assert scores == sorted(scores)
     # Thresholds only a trained model meets (the measured numbers are in vqcodec/models/README.md).
-    assert scores[0] > 20.0 and scores[-1] > scores[0] + 3.0
+    assert scores[0] > 18.0 and scores[-1] > 33.0  # measured: 20.26 and 35.27 dB (vqcodec demo)

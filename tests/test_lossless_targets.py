@@ -115,7 +115,7 @@ def test_lossless_alpha_is_bit_exact(model):
 def test_a_photo_stays_learned(model, photo):
     for q in codec.quality_levels(model):
         data = codec.compress(photo, q, model)
-        assert bitstream.read_header(data).kind == "learned"
+        assert bitstream.read_header(data).kind == "ecvq"
         assert data == codec.compress(photo, q, model, lossless=False)
 
 
@@ -124,7 +124,7 @@ def test_size_target_is_met_and_no_higher_quality_fits(model, photo):
     budget = (sizes[2] + sizes[3]) // 2
     data = codec.compress(photo, model=model, size=budget)
     assert len(data) <= budget
-    q = bitstream.read_header(data).num_stages
+    q = bitstream.read_header(data).quality  # the level, 1..N
     assert q == 3 and sizes[q] > budget  # level q + 1 does not fit
 
 
@@ -132,7 +132,7 @@ def test_psnr_target_is_met_and_no_lower_quality_meets_it(model, photo):
     psnrs = [_quality_psnr(model, photo, q) for q in codec.quality_levels(model)]
     target = (psnrs[3] + psnrs[4]) / 2
     data = codec.compress(photo, model=model, psnr=target)
-    q = bitstream.read_header(data).num_stages
+    q = bitstream.read_header(data).quality
     assert psnr(np.asarray(photo), np.asarray(codec.decompress(data, model))) >= target
     assert q == 5 and psnrs[q - 2] < target  # level q - 1 misses it
 
@@ -148,7 +148,8 @@ def test_impossible_size_warns_or_fails_with_strict(model, photo, tmp_path, caps
         warnings.simplefilter("always")
         data = codec.compress(photo, model=model, size=50)
     assert [type(w.message) for w in caught] == [codec.TargetNotMetWarning]
-    assert bitstream.read_header(data).num_stages == 1  # the closest: the smallest file
+    assert bitstream.read_header(data).quality == 1  # the closest: the smallest file
+    smallest = len(codec.compress(photo, 0, model, lossless=False))
     with pytest.raises(codec.TargetNotMetError, match="size 50 bytes cannot be met"):
         codec.compress(photo, model=model, size=50, strict=True)
 
@@ -157,9 +158,9 @@ def test_impossible_size_warns_or_fails_with_strict(model, photo, tmp_path, caps
     err = capsys.readouterr().err.splitlines()
     assert err[0] == (
         f"vqcodec: warning: {tmp_path / 'p.png'}: size 50 bytes cannot be met: "
-        "the smallest file is 568 bytes (quality 1); wrote that"
+        f"the smallest file is {smallest} bytes (the lowest level); wrote that"
     )
-    assert len(err) == 2 and "quality 1" in err[1]
+    assert len(err) == 2 and "level 1" in err[1]
     (tmp_path / "p.vqc").unlink()
     assert cli.main(["compress", str(tmp_path / "p.png"), "--size", "50", "--strict"]) == 1
     err = capsys.readouterr().err.splitlines()
