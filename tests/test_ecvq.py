@@ -199,6 +199,26 @@ def test_fixed_lattice_codebooks_stay_put():
     assert clone.learn_codebooks is False and all(w is not clone.codebooks for w in clone.trainable_weights)
 
 
+def test_level_weights_scale_each_level_s_lagrangian():
+    """The loss weights level q by (lambda_q / geometric mean) ** -power: 1, 1 at power 0; 10, 0.1 a decade apart at 1."""
+    model = _tiny_model(lambdas=(0.001, 0.1))
+    assert model.level_weights() == pytest.approx([1.0, 1.0])
+    heavy = VariableRateVQVAE.from_config({**model.get_config(), "level_weight_power": 1.0})
+    assert heavy.level_weights() == pytest.approx([10.0, 0.1])
+    x = np.zeros((2, 16, 16, 3), "float32")
+    y_pred = {
+        "image": np.full((2, 16, 16, 3), 0.1, "float32"),
+        "bits": np.array([256.0, 512.0], "float32"),  # 1 and 2 bpp
+        "quality": np.array([0, 1], "int32"),
+    }
+    lagrangian = np.array([1.0, 2.0]) + np.array([0.001, 0.1]) * 255.0**2 * 0.01
+    for m, weights in ((model, [1.0, 1.0]), (heavy, [10.0, 0.1])):
+        m(x, training=True)  # the quantiser's own losses, which compute_loss adds
+        loss = float(m.compute_loss(x=x, y_pred=y_pred)) - sum(float(v) for v in m.losses)
+        assert loss == pytest.approx(float(np.mean(np.array(weights) * lagrangian)), rel=1e-5)
+        assert float(m.loss_tracker.result()) == pytest.approx(float(lagrangian.mean()), rel=1e-5)  # reported unweighted
+
+
 def test_reconfigured_keeps_learned_levels_and_extends_the_ladder():
     from vqcodec.train_variable_rate import reconfigured
 

@@ -54,14 +54,15 @@ def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, tm
     second = tmp_path / "b" / "model.keras"
     argv = [
         "--patches", str(patches), "-o", str(second), "--resume", str(first), "--steps", "6",
-        "--codes", "32", "--lambdas", "0.003", "0.01", "0.1", "--rate-weight", "0.25",
+        "--codes", "32", "--lambdas", "0.003", "0.01", "0.1", "--rate-weight", "0.25", "--level-weight-power", "0.5",
     ]
     assert tvr.main(argv + SHORT) == 0
     out = capsys.readouterr().out
-    assert "reconfigured: lambdas [0.003, 0.01, 0.1], rate weight 0.25, 32 codes" in out
+    assert "reconfigured: lambdas [0.003, 0.01, 0.1], rate weight 0.25, 32 codes, level weight power 0.5" in out
     assert json.loads((second.parent / "model.state.json").read_text())["step"] == 6
     model = keras.models.load_model(second, compile=False)
     assert model.lambdas == (0.003, 0.01, 0.1) and model.num_embeddings == 32 and model.quantizer.rate_weight == 0.25
+    assert model.level_weight_power == 0.5
     assert model.quantizer.windowed  # the fixed lattice trained through the windowed search
     x = np.random.default_rng(1).random((1, 32, 32, 3)).astype("float32")
     for q in range(3):

@@ -43,6 +43,7 @@ def build_variable_rate_model(
     rate_weight: float = 1.0,
     gain_range=(1.0, 16.0),
     learn_codebooks: bool = True,
+    level_weight_power: float = 0.0,
     seed: int | None = None,
     warm_start: str | Path | None = None,
 ) -> VariableRateVQVAE:
@@ -58,6 +59,7 @@ def build_variable_rate_model(
         rate_weight=rate_weight,
         gain_range=gain_range,
         learn_codebooks=learn_codebooks,
+        level_weight_power=level_weight_power,
         seed=seed,
         name="variable_rate_vqvae",
     )
@@ -71,9 +73,14 @@ def build_variable_rate_model(
 
 
 def reconfigured(
-    model: VariableRateVQVAE, lambdas=None, rate_weight: float | None = None, num_embeddings: int | None = None
+    model: VariableRateVQVAE,
+    lambdas=None,
+    rate_weight: float | None = None,
+    num_embeddings: int | None = None,
+    level_weight_power: float | None = None,
 ) -> VariableRateVQVAE:
-    """A copy of ``model`` with another quality ladder, assignment rate weight or more codes, keeping what it has learned.
+    """A copy of ``model`` with another quality ladder, assignment rate weight, level weighting or more codes,
+    keeping what it has learned.
 
     A level whose lambda the model already has keeps its gains and code
     distribution. A new level gets gains interpolated (or extrapolated from the
@@ -88,6 +95,8 @@ def reconfigured(
         config["lambdas"] = [float(v) for v in lambdas]
     if rate_weight is not None:
         config["rate_weight"] = float(rate_weight)
+    if level_weight_power is not None:
+        config["level_weight_power"] = float(level_weight_power)
     old_k = model.num_embeddings
     if num_embeddings is not None:
         if num_embeddings < old_k:
@@ -375,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         help="weight of the bits in the code assignment (new model: 1.0; on resume: changes the model's)",
     )
     p.add_argument(
+        "--level-weight-power", type=float,
+        help="weight each level's loss by (lambda / geometric mean) ** -POWER, so coarse levels pull harder on the "
+        "shared transforms (new model: 0, unweighted; on resume: changes the model's)",
+    )
+    p.add_argument(
         "--lambdas", type=float, nargs="+",
         help="the quality ladder's rate-distortion lambdas (new model: the default ladder; on resume: changes the model's)",
     )
@@ -448,11 +462,12 @@ def main(argv: list[str] | None = None) -> int:
             (args.lambdas and tuple(args.lambdas) != model.lambdas)
             or (args.rate_weight is not None and args.rate_weight != model.quantizer.rate_weight)
             or (args.codes is not None and args.codes != model.num_embeddings)
+            or (args.level_weight_power is not None and args.level_weight_power != model.level_weight_power)
         ):
-            model = reconfigured(model, args.lambdas, args.rate_weight, args.codes)
+            model = reconfigured(model, args.lambdas, args.rate_weight, args.codes, args.level_weight_power)
             print(
                 f"reconfigured: lambdas {list(model.lambdas)}, rate weight {model.quantizer.rate_weight}, "
-                f"{model.num_embeddings} codes; fresh optimizer",
+                f"{model.num_embeddings} codes, level weight power {model.level_weight_power}; fresh optimizer",
                 flush=True,
             )
         if getattr(model, "optimizer", None) is None:
@@ -466,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         model = build_variable_rate_model(
             num_embeddings=args.codes or 64, code_dim=args.code_dim, gain_range=args.gain_range,
             lambdas=args.lambdas or DEFAULT_LAMBDAS, rate_weight=1.0 if args.rate_weight is None else args.rate_weight,
-            learn_codebooks=not args.fixed_lattice, seed=args.seed, warm_start=args.warm_start,
+            learn_codebooks=not args.fixed_lattice, level_weight_power=args.level_weight_power or 0.0,
+            seed=args.seed, warm_start=args.warm_start,
         )
         model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps), clipnorm=1.0))
     done = _global_step(model, offset)

@@ -2,12 +2,18 @@
 
 Each training example draws a quality level ``q``; the loss is the
 rate-distortion Lagrangian ``bpp + lambdas[q] * 255^2 * MSE`` averaged over
-the batch, so every level is trained in the same run and the transforms are
-trained at fine rates as much as at coarse ones. Like :class:`VQVAEModel`,
+the batch, so every level is trained in the same run. The transforms are
+shared, and a level's distortion gradient grows with its lambda, so the fine
+levels pull hardest on them; ``level_weight_power`` ``a`` scales level ``q``'s
+Lagrangian by ``(lambdas[q] / geometric mean of lambdas) ** -a`` to give the
+coarse levels a larger share (0: unweighted). Each level's own optimum is
+unchanged by the scaling; only the balance over the shared weights moves. Like :class:`VQVAEModel`,
 the loss lives in ``compute_loss`` (no backend-specific ``train_step``).
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import ops
@@ -53,6 +59,7 @@ class VariableRateVQVAE(keras.Model):
         dead_code_threshold: float = 0.02,
         learn_codebooks: bool = True,
         table_width: int = 128,
+        level_weight_power: float = 0.0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -64,6 +71,7 @@ class VariableRateVQVAE(keras.Model):
         self.code_dim = int(code_dim)
         self.lambdas = tuple(float(v) for v in lambdas)
         self.stride = int(stride)
+        self.level_weight_power = float(level_weight_power)
         self.seed = seed
         self.quantizer = EntropyConstrainedVQ(
             num_qualities=len(self.lambdas),
@@ -170,12 +178,21 @@ class VariableRateVQVAE(keras.Model):
         mse = ops.mean(ops.square(target - image), axis=(1, 2, 3))
         bpp = y_pred["bits"] / pixels
         lambdas = ops.take(ops.convert_to_tensor(self.lambdas, dtype="float32"), y_pred["quality"])
-        rd = ops.mean(bpp + lambdas * (255.0**2) * mse)
+        lagrangian = bpp + lambdas * (255.0**2) * mse
+        rd = ops.mean(lagrangian)
+        weights = ops.take(ops.convert_to_tensor(self.level_weights(), dtype="float32"), y_pred["quality"])
+        weighted = ops.mean(weights * lagrangian)
         vq = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in self.losses]))
         self.loss_tracker.update_state(rd)
         self.psnr_tracker.update_state(ops.mean(-10.0 * ops.log(ops.maximum(mse, 1e-10)) / ops.log(10.0)))
         self.bpp_tracker.update_state(ops.mean(bpp))
-        return rd + vq
+        return weighted + vq
+
+    def level_weights(self) -> list[float]:
+        """Each level's weight in the training loss: ``(lambda / geometric mean) ** -level_weight_power``."""
+        logs = [math.log(v) for v in self.lambdas]
+        centre = sum(logs) / len(logs)
+        return [math.exp(-self.level_weight_power * (v - centre)) for v in logs]
 
     @property
     def metrics(self):
@@ -199,6 +216,7 @@ class VariableRateVQVAE(keras.Model):
             dead_code_threshold=q.dead_code_threshold,
             learn_codebooks=q.learn_codebooks,
             table_width=self.table_width,
+            level_weight_power=self.level_weight_power,
             seed=self.seed,
         )
         return config
