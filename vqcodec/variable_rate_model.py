@@ -7,8 +7,9 @@ shared, and a level's distortion gradient grows with its lambda, so the fine
 levels pull hardest on them; ``level_weight_power`` ``a`` scales level ``q``'s
 Lagrangian by ``(lambdas[q] / geometric mean of lambdas) ** -a`` to give the
 coarse levels a larger share (0: unweighted). Each level's own optimum is
-unchanged by the scaling; only the balance over the shared weights moves. Like :class:`VQVAEModel`,
-the loss lives in ``compute_loss`` (no backend-specific ``train_step``).
+unchanged by the scaling; only the balance over the shared weights moves.
+Like :class:`VQVAEModel`, the loss lives in ``compute_loss`` (no
+backend-specific ``train_step``).
 """
 
 from __future__ import annotations
