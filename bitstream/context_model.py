@@ -98,6 +98,12 @@ class ContextModel:
         self.min_bits_per_position = (-np.log2(best)).min(axis=-1).sum(axis=-1)  # (Q,)
         self._escaped = np.full(self.num_codes, 1.0 / self.num_codes)
 
+    @classmethod
+    def stored(cls, counts: np.ndarray, offsets: np.ndarray, num_codes: int) -> "ContextModel | None":
+        """The model of tables kept with a network's weights; None while they are all zero (not fitted)."""
+        counts = np.asarray(counts)
+        return cls(counts, offsets, num_codes) if counts.any() else None
+
     # -- fitting -----------------------------------------------------------
 
     @classmethod

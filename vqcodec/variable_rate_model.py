@@ -119,10 +119,9 @@ class VariableRateVQVAE(keras.Model):
 
     def context_model(self) -> ContextModel | None:
         """The entropy coder of the stored tables; None while they are all zero (not fitted)."""
-        counts = ops.convert_to_numpy(self.coding_counts)
-        if not counts.any():
-            return None
-        return ContextModel(counts, ops.convert_to_numpy(self.coding_offsets), self.num_embeddings)
+        return ContextModel.stored(
+            ops.convert_to_numpy(self.coding_counts), ops.convert_to_numpy(self.coding_offsets), self.num_embeddings
+        )
 
     def decoding_weights(self) -> list:
         """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
