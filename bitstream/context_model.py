@@ -52,11 +52,26 @@ def _constriction():
     return constriction
 
 
-def _neighbour_sum(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Sum of the up/down/left/right entries of an (h, w) int array (masked entries count 0)."""
-    c = values if mask is None else np.where(mask, values, 0)
-    p = np.pad(c, 1)
+#: Activity level of every possible ``local`` value (0..32: activity <= g at each of six counts).
+_LEVEL_OF = np.searchsorted(_ACTIVITY_EDGES, np.arange(33), side="right")
+
+
+def _neighbour_sum(values: np.ndarray) -> np.ndarray:
+    """Sum of the up/down/left/right entries of an (h, w) int array (borders count 0)."""
+    h, w = values.shape
+    p = np.zeros((h + 2, w + 2), values.dtype)
+    p[1:-1, 1:-1] = values
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
+
+
+class _Checkerboard:
+    """The anchor mask of an (h, w) grid and the flat positions of its two passes (computed once per grid)."""
+
+    def __init__(self, h: int, w: int):
+        ii, jj = np.indices((h, w))
+        self.anchor = ((ii + jj) % 2 == 0).astype(np.int32)
+        flat = self.anchor.ravel().astype(bool)
+        self.positions = (np.flatnonzero(flat), np.flatnonzero(~flat))
 
 
 class ContextModel:
@@ -144,23 +159,19 @@ class ContextModel:
 
     # -- contexts ----------------------------------------------------------
 
-    def _group_contexts(self, grid: np.ndarray, q: int, g: int, activity: np.ndarray, anchors_done: bool):
+    def _group_contexts(self, grid: np.ndarray, q: int, g: int, activity: np.ndarray, anchors_done: bool,
+                        board: _Checkerboard):
         """(positions, contexts) of group ``g``'s anchors, or non-anchors once the anchors are in ``grid``.
 
-        ``activity``: (h, w) count of active indices in groups ``0 .. g - 1``.
+        ``activity``: (h, w) int32 count of active indices in groups ``0 .. g - 1``.
         """
-        h, w, _ = grid.shape
-        ii, jj = np.indices((h, w))
-        anchor = (ii + jj) % 2 == 0
         local = (2 * activity + _neighbour_sum(activity)) * 32 // (6 * max(g, 1))
-        level = np.searchsorted(_ACTIVITY_EDGES, local, side="right")
+        level = _LEVEL_OF[local]
+        positions = board.positions[int(anchors_done)]
         if not anchors_done:
-            ctx, mask = level, anchor
-        else:
-            active = (grid[..., g] != self.usual[q, g]).astype(np.int64)
-            ctx = 8 + np.minimum(_neighbour_sum(active, anchor) + level // 2, 7)
-            mask = ~anchor
-        positions = np.flatnonzero(mask.ravel())
+            return positions, level.ravel()[positions]
+        active = (grid[..., g] != self.usual[q, g]).astype(np.int32)
+        ctx = 8 + np.minimum(_neighbour_sum(active * board.anchor) + level // 2, 7)
         return positions, ctx.ravel()[positions]
 
     def _contexts(self, grid: np.ndarray, q: int):
@@ -169,9 +180,10 @@ class ContextModel:
         A generator, like :meth:`decode`'s loop, so that memory holds one
         group's contexts rather than every group's (640 MB on a 24-megapixel image).
         """
-        activity = np.zeros(grid.shape[:2], np.int64)
+        board = _Checkerboard(*grid.shape[:2])
+        activity = np.zeros(grid.shape[:2], np.int32)
         for g in range(grid.shape[-1]):
-            yield [self._group_contexts(grid, q, g, activity, False), self._group_contexts(grid, q, g, activity, True)]
+            yield [self._group_contexts(grid, q, g, activity, done, board) for done in (False, True)]
             activity += grid[..., g] != self.usual[q, g]
 
     # -- coding ------------------------------------------------------------
@@ -183,13 +195,15 @@ class ContextModel:
             raise ValueError(f"grid has {groups} groups, the model {self.num_groups}")
 
     def _chunks(self, q: int, g: int, positions: np.ndarray, contexts: np.ndarray):
-        """Positions split by context (ascending), each with its probability row."""
-        order = np.argsort(contexts, kind="stable")
-        positions, contexts = positions[order], contexts[order]
-        cuts = np.flatnonzero(np.diff(contexts)) + 1
-        for pos, ctx in zip(np.split(positions, cuts), np.split(contexts, cuts)):
-            if len(pos):
-                yield pos, self.probabilities[q, g, ctx[0]]
+        """Positions split by context (ascending, stable), each with its probability row."""
+        order = np.argsort(contexts.astype(np.uint8), kind="stable")  # a radix sort: contexts are below 16
+        positions = positions[order]
+        ends = np.cumsum(np.bincount(contexts, minlength=NUM_CONTEXTS))
+        start = 0
+        for ctx, end in enumerate(ends):
+            if end > start:
+                yield positions[start:end], self.probabilities[q, g, ctx]
+            start = end
 
     def encode(self, grid: np.ndarray, quality: int) -> bytes:
         """Range-codes an (h, w, G) grid of indices in 0..K-1."""
@@ -232,11 +246,12 @@ class ContextModel:
         coder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         escaped = c.stream.model.Categorical(self._escaped, perfect=False)
         grid = np.zeros((height, width, self.num_groups), np.int32)
-        activity = np.zeros((height, width), np.int64)
+        board = _Checkerboard(height, width)
+        activity = np.zeros((height, width), np.int32)
         for g in range(self.num_groups):
             flat = grid[..., g].reshape(-1)
             for anchors_done in (False, True):
-                positions, contexts = self._group_contexts(grid, quality, g, activity, anchors_done)
+                positions, contexts = self._group_contexts(grid, quality, g, activity, anchors_done, board)
                 for pos, probs in self._chunks(quality, g, positions, contexts):
                     try:
                         symbols = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos)).astype(np.int64)
