@@ -198,21 +198,36 @@ class EntropyConstrainedVQ(keras.layers.Layer):
             [(values[..., :-1] >= low) & (values[..., :-1] <= high), (ops.abs(centre) > WINDOW)[..., None]], axis=-1
         )
         values = ops.where(valid, values, 0.0)
-        # The lattice lists 0, -1, 1, -2, 2, ...: value v has index 2|v| - (v < 0).
-        indices = ops.cast(ops.where(values < 0, -2.0 * values - 1.0, 2.0 * values), "int32")
-        shape = ops.shape(indices)
-        log_probs = ops.log_softmax(ops.take(ops.convert_to_tensor(self.logits), ops.cast(quality, "int32"), axis=0), axis=-1)
-        table = ops.reshape(-log_probs / _LN2, (shape[0], self.num_groups * self.num_embeddings))
-        flat = indices + ops.arange(self.num_groups, dtype="int32")[:, None] * self.num_embeddings
-        bits = ops.reshape(ops.take_along_axis(table, ops.reshape(flat, (shape[0], -1)), axis=1), shape)
+        bits = self._lattice_bits(values, quality, candidates=True)
         distances = ops.square(x[..., None] - values)
         cost = ops.where(valid, distances + self.rate_weight * ops.stop_gradient(bits), 1e30)
-        choice = first_argmin(cost, axis=-1)[..., None]
-        chosen = ops.take_along_axis(values, choice, axis=-1)
-        hard_bits = ops.take_along_axis(bits, choice, axis=-1)[..., 0]
+        choice = first_argmin(cost, axis=-1)
+        # The chosen value from the choice's position (the last candidate is zero), not a gather:
+        # elementwise arithmetic is what an exported graph runs fastest.
+        chosen = ops.where(choice == 2 * WINDOW + 1, 0.0, centre + ops.cast(choice - WINDOW, "float32"))
+        hard_bits = self._lattice_bits(chosen, quality)
         soft = ops.softmax(ops.where(valid, -distances / self.temperature, -1e30), axis=-1)
         soft_bits = ops.sum(soft * ops.stop_gradient(bits), axis=-1)
-        return ops.take_along_axis(indices, choice, axis=-1)[..., 0], chosen, hard_bits, soft_bits
+        return self._lattice_index(chosen), chosen[..., None], hard_bits, soft_bits
+
+    @staticmethod
+    def _lattice_index(values):
+        """Index of 1-D lattice values: the lattice lists 0, -1, 1, -2, 2, ..., so v has index 2|v| - (v < 0)."""
+        return ops.cast(ops.where(values < 0, -2.0 * values - 1.0, 2.0 * values), "int32")
+
+    def _lattice_bits(self, values, quality, candidates: bool = False):
+        """Bits at ``quality`` (B,) of 1-D lattice values (B, .., G), or (B, .., G, n) with ``candidates``.
+
+        One gather from the flattened table of every quality (gradient to the logits).
+        """
+        q, g, k = self.num_qualities, self.num_groups, self.num_embeddings
+        table = ops.reshape(-ops.log_softmax(ops.convert_to_tensor(self.logits), axis=-1) / _LN2, (q * g * k,))
+        groups = ops.arange(g, dtype="int32") * k
+        if candidates:
+            groups = groups[:, None]
+        rank = len(values.shape)
+        quality = ops.reshape(ops.cast(quality, "int32") * (g * k), (-1,) + (1,) * (rank - 1))
+        return ops.take(table, self._lattice_index(values) + groups + quality, axis=0)
 
     # -- public inference API ----------------------------------------------
 

@@ -32,7 +32,10 @@ class GDN(keras.layers.Layer):
         )
 
     def call(self, x):
-        norm = ops.square(self.beta_param) + 1e-6 + ops.matmul(ops.abs(x), ops.square(self.gamma_param))
+        # The channel mixing as a 1x1 convolution rather than a matmul: the same sums, but an
+        # exported graph keeps the convolutions' layout through it instead of transposing around it.
+        mixing = ops.reshape(ops.square(self.gamma_param), (1, 1) + tuple(self.gamma_param.shape))
+        norm = ops.square(self.beta_param) + 1e-6 + ops.conv(ops.abs(x), mixing, padding="same")
         return x * norm if self.inverse else x / norm
 
     def compute_output_shape(self, input_shape):
