@@ -96,6 +96,24 @@ def test_a_smooth_gradient_is_never_larger_than_lossless(model):
         assert len(data) <= len(codec.compress(ramp, q, model, lossless=False))
 
 
+def test_the_quick_check_codes_a_quarter_of_the_rows_and_tracks_the_whole_image(monkeypatch):
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:300, 0:200]
+    texture = np.stack([x + y, (x * y) % 251, rng.integers(0, 40, x.shape)], -1).astype(np.uint8)
+    img = Image.fromarray(texture)
+    parts, scale = lossless._sample(img)
+    rows = sum(p.height for p in parts)
+    assert rows == 80 and scale == pytest.approx(300 / 80)  # 16 of every 64 rows, the last band cut at the bottom
+    whole = min(lossless._deflate_size([img]), lossless._fast_webp_size([img]))
+    assert 0.75 * whole < lossless.quick_size(img) < 1.33 * whole
+    # Stacks stay under the strip size, so memory stays small on large images.
+    monkeypatch.setattr(lossless, "_STRIP_PIXELS", 200 * 40)
+    parts, _ = lossless._sample(img)
+    assert len(parts) > 1 and all(p.width * p.height <= 200 * 40 for p in parts) and sum(p.height for p in parts) == 80
+    # Short images are coded whole.
+    assert lossless._sample(img.crop((0, 0, 200, 100)))[1] == 1.0
+
+
 def test_images_beyond_webp_s_size_limit_are_stored_as_png(model):
     wide = Image.new("L", (lossless.WEBP_MAX_DIMENSION + 100, 24), 255)
     ImageDraw.Draw(wide).line((0, 0, wide.width - 1, 23), fill=0)
