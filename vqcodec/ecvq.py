@@ -188,46 +188,66 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         (B, .., G, 1), the chosen codes' bits (B, .., G) with gradient to the
         logits, the bits expected under the soft assignment (B, .., G) with
         gradient to ``u``).
+
+        The tables are in value order and padded by :data:`WINDOW` on each
+        side (:meth:`_value_tables`), so a window's entries are one contiguous
+        gather and a value off the lattice costs 1e30: few operations on the
+        (.., G, window) arrays, which dominate an exported encoder's quantiser.
+        Zero is compared last, so on a tie the window's code wins, as it would
+        as the first of equals.
         """
         x = u[..., 0]
         low, high = -(self.num_embeddings // 2), (self.num_embeddings - 1) // 2
+        cost_table, bits_table, width = self._value_tables()
         centre = ops.stop_gradient(ops.clip(ops.round(x), low, high))
-        offsets = ops.arange(-WINDOW, WINDOW + 1, dtype="float32")
-        values = ops.concatenate([centre[..., None] + offsets, ops.zeros_like(centre)[..., None]], axis=-1)
-        valid = ops.concatenate(
-            [(values[..., :-1] >= low) & (values[..., :-1] <= high), (ops.abs(centre) > WINDOW)[..., None]], axis=-1
-        )
-        values = ops.where(valid, values, 0.0)
-        bits = self._lattice_bits(values, quality, candidates=True)
+        g = self.num_groups
+        rank = len(x.shape)
+        # the table position of value 0 for each example's quality and each group
+        origin = ops.reshape(ops.cast(quality, "int32") * (g * width), (-1,) + (1,) * (rank - 1))
+        origin = origin + ops.arange(g, dtype="int32") * width + (WINDOW - low) + ops.zeros_like(x, dtype="int32")
+        steps = ops.arange(-WINDOW, WINDOW + 1, dtype="int32")
+        window = (ops.cast(centre, "int32") + origin)[..., None] + steps
+        values = centre[..., None] + ops.cast(steps, "float32")
         distances = ops.square(x[..., None] - values)
-        cost = ops.where(valid, distances + self.rate_weight * ops.stop_gradient(bits), 1e30)
+        cost = distances + ops.take(cost_table, window, axis=0)
         choice = first_argmin(cost, axis=-1)
-        # The chosen value from the choice's position (the last candidate is zero), not a gather:
-        # elementwise arithmetic is what an exported graph runs fastest.
-        chosen = ops.where(choice == 2 * WINDOW + 1, 0.0, centre + ops.cast(choice - WINDOW, "float32"))
-        hard_bits = self._lattice_bits(chosen, quality)
-        soft = ops.softmax(ops.where(valid, -distances / self.temperature, -1e30), axis=-1)
+        zero = ops.square(x) + ops.take(cost_table, origin, axis=0)
+        chosen = ops.where(zero < ops.min(cost, axis=-1), 0.0, centre + ops.cast(choice - WINDOW, "float32"))
+        hard_bits = ops.take(bits_table, ops.cast(chosen, "int32") + origin, axis=0)
+        # The soft assignment (training): the window's codes on the lattice, and zero where it is not among them.
+        valid = ops.concatenate(
+            [(values >= low) & (values <= high), (ops.abs(centre) > WINDOW)[..., None]],
+            axis=-1,
+        )
+        bits = ops.concatenate(
+            [ops.take(bits_table, window, axis=0), ops.take(bits_table, origin, axis=0)[..., None]],
+            axis=-1,
+        )
+        all_distances = ops.concatenate([distances, ops.square(x)[..., None]], axis=-1)
+        soft = ops.softmax(ops.where(valid, -all_distances / self.temperature, -1e30), axis=-1)
         soft_bits = ops.sum(soft * ops.stop_gradient(bits), axis=-1)
         return self._lattice_index(chosen), chosen[..., None], hard_bits, soft_bits
+
+    def _value_tables(self):
+        """Flat (cost, bits) tables over quality, group and value ``low - WINDOW .. high + WINDOW``; and that width.
+
+        Cost is ``rate_weight`` times the bits on the lattice and 1e30 off it;
+        the bits carry the gradient to the logits (0 off the lattice).
+        """
+        k = self.num_embeddings
+        low, high = -(k // 2), (k - 1) // 2
+        values = np.arange(low - WINDOW, high + WINDOW + 1)
+        on_lattice = (values >= low) & (values <= high)
+        order = np.where(on_lattice, np.where(values < 0, -2 * values - 1, 2 * values), 0).astype("int32")
+        bits = ops.take(-ops.log_softmax(ops.convert_to_tensor(self.logits), axis=-1) / _LN2, order, axis=-1)
+        cost = ops.where(on_lattice, self.rate_weight * ops.stop_gradient(bits), 1e30)
+        bits = ops.where(on_lattice, bits, 0.0)
+        return ops.reshape(cost, (-1,)), ops.reshape(bits, (-1,)), len(values)
 
     @staticmethod
     def _lattice_index(values):
         """Index of 1-D lattice values: the lattice lists 0, -1, 1, -2, 2, ..., so v has index 2|v| - (v < 0)."""
         return ops.cast(ops.where(values < 0, -2.0 * values - 1.0, 2.0 * values), "int32")
-
-    def _lattice_bits(self, values, quality, candidates: bool = False):
-        """Bits at ``quality`` (B,) of 1-D lattice values (B, .., G), or (B, .., G, n) with ``candidates``.
-
-        One gather from the flattened table of every quality (gradient to the logits).
-        """
-        q, g, k = self.num_qualities, self.num_groups, self.num_embeddings
-        table = ops.reshape(-ops.log_softmax(ops.convert_to_tensor(self.logits), axis=-1) / _LN2, (q * g * k,))
-        groups = ops.arange(g, dtype="int32") * k
-        if candidates:
-            groups = groups[:, None]
-        rank = len(values.shape)
-        quality = ops.reshape(ops.cast(quality, "int32") * (g * k), (-1,) + (1,) * (rank - 1))
-        return ops.take(table, self._lattice_index(values) + groups + quality, axis=0)
 
     # -- public inference API ----------------------------------------------
 
