@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -358,3 +359,15 @@ def test_recheck_reports_the_largest_difference_from_stored_results(tmp_path, ca
         results.write_text(json.dumps({"per_image": {"a.png": {**stored, "bpp": [b + shift for b in stored["bpp"]]}}}))
         assert recheck.main(["--data", str(tmp_path), "--results", str(results), "a.png"]) == 0
         assert capsys.readouterr().out.strip().endswith(f"over {len(levels)} files: {expected}")
+
+
+def test_ab_speed_alternates_two_checkouts(tiny_dir, tmp_path):
+    run = [sys.executable, "-m", "benchmarks.ab_speed", "--data", str(tiny_dir)]
+    bad = subprocess.run(run + ["--other", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--other must be the root of another vqcodec checkout" in bad.stderr
+    proc = subprocess.run(run + ["--other", str(ROOT), "--rounds", "1", "--limit", "1", "--qualities", "0,75"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split()[:3] for line in lines] == [["round", "1", "other"], ["round", "1", "this"]]
+    assert all(re.search(r"q0: \d+ / \d+ ms  q75: \d+ / \d+ ms$", line) for line in lines)
