@@ -103,7 +103,7 @@ def test_the_quick_check_codes_a_quarter_of_the_rows_and_tracks_the_whole_image(
     img = Image.fromarray(texture)
     parts, scale = lossless._sample(img)
     rows = sum(p.height for p in parts)
-    assert rows == 80 and scale == pytest.approx(300 / 80)  # 16 of every 64 rows, the last band cut at the bottom
+    assert rows == 80 and scale == pytest.approx(300 / 80)  # 16 of every 64 rows: five bands
     whole = min(lossless._deflate_size([img]), lossless._fast_webp_size([img]))
     assert 0.75 * whole < lossless.quick_size(img) < 1.33 * whole
     # Stacks stay under the strip size, so memory stays small on large images.
