@@ -2,10 +2,10 @@
 
 ``python -m benchmarks.ab_speed --data DIR --other PATH [--rounds 2] [--qualities 5,75,95]``
 
-Why: the development machine is shared, and its speed drifts by a third
-within the hour, so two runs of ``benchmarks.speed`` taken apart cannot
+Why: the development machine is shared, and its speed drifted by a third
+within two hours, so two runs of ``benchmarks.speed`` taken apart cannot
 show what a change gained. This runs the same loop in a fresh process for
-``--other`` (another checkout, e.g. ``git worktree add /tmp/old v0.3.0``)
+``--other`` (another checkout, e.g. ``git worktree add /tmp/old COMMIT``)
 and for this checkout, in turns: per quality, the mean over the images of
 the median of three ``compress`` and three ``decompress`` calls, in ms.
 """
