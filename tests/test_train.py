@@ -251,6 +251,7 @@ def _run_strategies(tmp_path, *strategies):
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.slow  # two training runs in fresh interpreters: ~45 s, the suite's longest
 def test_mirrored_strategy_on_two_logical_cpus_matches_default(tmp_path):
     """Same seed, same data, same global batch: the 2-replica run trains like the 1-device run.
 
