@@ -194,15 +194,14 @@ class ContextModel:
         if groups != self.num_groups:
             raise ValueError(f"grid has {groups} groups, the model {self.num_groups}")
 
-    def _chunks(self, q: int, g: int, positions: np.ndarray, contexts: np.ndarray):
-        """Positions split by context (ascending, stable), each with its probability row."""
+    def _chunks(self, q: int, g: int, contexts: np.ndarray):
+        """A pass split by context (ascending, stable): each chunk's indices into the pass, with its probability row."""
         order = np.argsort(contexts.astype(np.uint8), kind="stable")  # a radix sort: contexts are below 16
-        positions = positions[order]
         ends = np.cumsum(np.bincount(contexts, minlength=NUM_CONTEXTS))
         start = 0
         for ctx, end in enumerate(ends):
             if end > start:
-                yield positions[start:end], self.probabilities[q, g, ctx]
+                yield order[start:end], self.probabilities[q, g, ctx]
             start = end
 
     def encode(self, grid: np.ndarray, quality: int) -> bytes:
@@ -219,10 +218,11 @@ class ContextModel:
         for g, passes in enumerate(self._contexts(grid, quality)):
             flat = grid[..., g].ravel()
             for positions, contexts in passes:
-                for pos, probs in self._chunks(quality, g, positions, contexts):
-                    symbols = self._windowed(flat[pos], quality, g)
-                    coder.encode(symbols.astype(np.int32), c.stream.model.Categorical(probs, perfect=False))
-                    outside = flat[pos][symbols == self.width]
+                codes = flat[positions]
+                symbols = self._windowed(codes, quality, g).astype(np.int32)
+                for chunk, probs in self._chunks(quality, g, contexts):
+                    coder.encode(symbols[chunk], c.stream.model.Categorical(probs, perfect=False))
+                    outside = codes[chunk][symbols[chunk] == self.width]
                     if len(outside):
                         coder.encode(outside.astype(np.int32), escaped)
         return coder.get_compressed().astype("<u4").tobytes()
@@ -252,7 +252,8 @@ class ContextModel:
             flat = grid[..., g].reshape(-1)
             for anchors_done in (False, True):
                 positions, contexts = self._group_contexts(grid, quality, g, activity, anchors_done, board)
-                for pos, probs in self._chunks(quality, g, positions, contexts):
+                for chunk, probs in self._chunks(quality, g, contexts):
+                    pos = positions[chunk]
                     try:
                         symbols = coder.decode(c.stream.model.Categorical(probs, perfect=False), len(pos)).astype(np.int64)
                         outside = symbols == self.width
