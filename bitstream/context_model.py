@@ -112,6 +112,7 @@ class ContextModel:
         best = np.minimum(self.probabilities.max(axis=-1) + 2.0**-23, 1.0 - width * 2.0**-24)
         self.min_bits_per_position = (-np.log2(best)).min(axis=-1).sum(axis=-1)  # (Q,)
         self._escaped = np.full(self.num_codes, 1.0 / self.num_codes)
+        self._code_bits: dict[int, np.ndarray] = {}
 
     @classmethod
     def stored(cls, counts: np.ndarray, offsets: np.ndarray, num_codes: int) -> "ContextModel | None":
@@ -185,6 +186,62 @@ class ContextModel:
         for g in range(grid.shape[-1]):
             yield [self._group_contexts(grid, q, g, activity, done, board) for done in (False, True)]
             activity += grid[..., g] != self.usual[q, g]
+
+    # -- choosing codes ----------------------------------------------------
+
+    def code_bits(self, quality: int) -> np.ndarray:
+        """Bits of every code in every context at ``quality``, float32 ``(G, NUM_CONTEXTS, K)``: its window
+        symbol's, or the escape's plus the ``log2 K`` of its uniform coding (computed once per quality)."""
+        if quality not in self._code_bits:
+            p = self.probabilities[quality]  # (G, NUM_CONTEXTS, W + 1)
+            bits = np.repeat(-np.log2(p[..., self.width :]) + np.log2(self.num_codes), self.num_codes, axis=-1)
+            inside = self.offsets[quality][:, None, None] + np.arange(self.width)
+            np.put_along_axis(bits, np.broadcast_to(inside, p[..., : self.width].shape), -np.log2(p[..., : self.width]), -1)
+            self._code_bits[quality] = bits.astype(np.float32)
+        return self._code_bits[quality]
+
+    def choose(self, candidates: np.ndarray, distances: np.ndarray, quality: int, rate_weight: float) -> np.ndarray:
+        """At each position and group, the candidate code with the least ``distance + rate_weight * bits``
+        (its bits under this model): an (h, w, G) int32 grid.
+
+        ``candidates`` (h, w, G, N) are codes in 0..K-1 and ``distances``
+        (h, w, G, N) what each would cost in distortion (a huge distance rules
+        one out). Codes are chosen in the coder's order, so each choice is
+        priced in the context it will be coded in: the contexts depend only on
+        codes chosen before. The first of equal costs wins. This is the
+        encoder's half of entropy-constrained quantisation with the real
+        coder's costs; any grid it gives decodes.
+        """
+        candidates = np.asarray(candidates)
+        distances = np.asarray(distances, np.float32)
+        h, w, groups, n = candidates.shape
+        self._check(quality, groups)
+        if distances.shape != candidates.shape:
+            raise ValueError(f"distances {distances.shape} do not match candidates {candidates.shape}")
+        if candidates.size and (candidates.min() < 0 or candidates.max() >= self.num_codes):
+            raise ValueError(f"candidates must be in 0..{self.num_codes - 1}")
+        costs = (np.float32(rate_weight) * self.code_bits(quality)).reshape(groups, -1)  # (G, contexts x K)
+        board = _Checkerboard(h, w)
+        # Each pass's candidates group-major, gathered once: a group's are then contiguous.
+        passes = []
+        for positions in board.positions:
+            passes.append((
+                positions,
+                np.ascontiguousarray(candidates.reshape(h * w, groups, n)[positions].transpose(1, 0, 2)),
+                np.ascontiguousarray(distances.reshape(h * w, groups, n)[positions].transpose(1, 0, 2)),
+                np.arange(len(positions)),
+            ))
+        grid = np.zeros((h, w, groups), np.int32)
+        activity = np.zeros((h, w), np.int32)
+        for g in range(groups):
+            flat = np.zeros(h * w, np.int32)
+            for anchors_done, (positions, options, spent, rows) in enumerate(passes):
+                _, contexts = self._group_contexts(grid, quality, g, activity, bool(anchors_done), board)
+                cost = spent[g] + costs[g][contexts[:, None] * self.num_codes + options[g]]
+                flat[positions] = options[g][rows, cost.argmin(axis=1)]
+                grid[..., g] = flat.reshape(h, w)
+            activity += grid[..., g] != self.usual[quality, g]
+        return grid
 
     # -- coding ------------------------------------------------------------
 

@@ -162,6 +162,11 @@ def test_a_model_without_tables_says_how_to_fit_them(tmp_path):
                              lambdas=(0.01, 0.1), learn_codebooks=False)
     with pytest.raises(ValueError, match="no entropy-coding tables; fit them with python -m vqcodec.train_variable_rate"):
         codec.compress(_smooth(16, 16), 1, bare, lossless=False)
+    from vqcodec.export import export_model
+
+    bare.save(tmp_path / "bare.keras")
+    with pytest.raises(ValueError, match="no entropy-coding tables: fit them first"):  # its encoder needs them
+        export_model(tmp_path / "bare.keras")
 
 
 def test_fingerprint_covers_the_tables(model_path, tmp_path):

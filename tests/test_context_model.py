@@ -155,3 +155,52 @@ def test_window_covers_the_most_indices_and_escapes_code_the_rest_exactly():
     inside = test.copy()
     inside[0, 0, 0], inside[9, 9, 1], inside[5, 5, 0] = 100, 100, 100
     assert model.cross_entropy_bits(test, 0) > model.cross_entropy_bits(inside, 0) + 3 * 8
+
+
+def test_choose_with_no_rate_weight_takes_the_nearest_candidate_first_of_equals():
+    rng = np.random.default_rng(6)
+    model = ContextModel.fit([_correlated_grids(rng, 4)], 16, 16)
+    candidates = rng.integers(0, 16, (12, 16, 4, 3))
+    distances = rng.integers(0, 3, (12, 16, 4, 3)).astype(np.float32)  # many ties
+    grid = model.choose(candidates, distances, 0, 0.0)
+    expected = np.take_along_axis(candidates, distances.argmin(axis=-1)[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(grid, expected)
+    distances[..., 0] = 1e30  # ruled out, however cheap its code
+    grid = model.choose(candidates, distances, 0, 100.0)
+    first_only = (candidates[..., :1] != candidates[..., 1:]).all(-1)  # a code only the first candidate offers
+    assert not np.any(grid[first_only] == candidates[..., 0][first_only])
+
+
+def test_choose_prices_each_code_in_the_context_it_is_coded_in():
+    """One group of 2 x 2: the anchors (0,0) and (1,1) come first, in the calm anchor context 0; the others
+    are then priced in context 8 + (active anchor neighbours), here 8 + 2 when both anchors chose code 1."""
+    grids = [np.ones((2, 2, 1), int)] * 8 + [np.zeros((2, 2, 1), int)] * 9  # busy or calm as a whole
+    model = ContextModel.fit([grids], 4, 4)
+    assert model.usual[0, 0] == 0
+    bits = model.code_bits(0)[0]  # (contexts, codes)
+    candidates = np.broadcast_to(np.array([0, 1]), (2, 2, 1, 2))
+    # Anchors: code 1 is 0.3 nearer, worth it only if it costs under 0.3 / w bits more than code 0.
+    w = 0.5
+    anchor_gap = w * (bits[0, 1] - bits[0, 0])
+    distances = np.zeros((2, 2, 1, 2), np.float32)
+    distances[0, 0] = distances[1, 1] = [anchor_gap + 0.05, 0.0]  # code 1 wins by 0.05
+    # The others: code 1 nearer by a margin between its price with 2 active anchors and with none.
+    priced = [w * (bits[c, 1] - bits[c, 0]) for c in (8, 10)]
+    assert priced[1] < priced[0]  # beside two active anchors code 1 is cheaper than beside none
+    middle = (priced[0] + priced[1]) / 2
+    distances[0, 1] = distances[1, 0] = [middle, 0.0]
+    grid = model.choose(candidates, distances, 0, w)
+    np.testing.assert_array_equal(grid[..., 0], [[1, 1], [1, 1]])
+    # Calm anchors (code 0 now wins there) make the same margin too small for the others.
+    distances[0, 0] = distances[1, 1] = [anchor_gap - 0.05, 0.0]
+    np.testing.assert_array_equal(model.choose(candidates, distances, 0, w)[..., 0], [[0, 0], [0, 0]])
+
+
+def test_code_bits_are_the_coders_bits_escapes_included():
+    rng = np.random.default_rng(7)
+    model = ContextModel.fit([_correlated_grids(rng, 4)], 16, 4)  # a window of 4 of 16 codes: the rest escape
+    single = model.usual[0].reshape(1, 1, 4).copy()  # every group calm: every context 0
+    single[0, 0, 3] = 15  # outside the last group's window
+    bits = model.code_bits(0)
+    assert model.cross_entropy_bits(single, 0) == pytest.approx(sum(bits[g, 0, single[0, 0, g]] for g in range(4)), rel=1e-6)
+    assert bits[3, 0, 15] == pytest.approx(-np.log2(model.probabilities[0, 3, 0, 4]) + 4.0, rel=1e-6)

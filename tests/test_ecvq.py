@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from vqcodec.architecture import build_decoder, build_encoder
-from vqcodec.ecvq import EntropyConstrainedVQ, lattice_codebook
+from vqcodec.ecvq import CANDIDATE_WINDOW, EntropyConstrainedVQ, lattice_codebook
 from vqcodec.variable_rate_model import VariableRateVQVAE
 
 
@@ -22,11 +22,13 @@ def _scalar_quantizer(rate_weight: float) -> EntropyConstrainedVQ:
     return layer
 
 
-def _tiny_model(seed: int = 0, code_dim: int = 2, lambdas=(0.01, 0.1), gain_range=(1.0, 16.0)) -> VariableRateVQVAE:
+def _tiny_model(
+    seed: int = 0, code_dim: int = 2, lambdas=(0.01, 0.1), gain_range=(1.0, 16.0), learn_codebooks: bool = True
+) -> VariableRateVQVAE:
     keras.utils.set_random_seed(seed)
     model = VariableRateVQVAE(
-        build_encoder(8, 4, 1), build_decoder(8, 4, 1),
-        num_embeddings=9, embedding_dim=4, code_dim=code_dim, lambdas=lambdas, gain_range=gain_range, seed=seed,
+        build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=9, embedding_dim=4, code_dim=code_dim,
+        lambdas=lambdas, gain_range=gain_range, learn_codebooks=learn_codebooks, seed=seed,
     )
     return model
 
@@ -268,3 +270,41 @@ def test_windowed_search_of_a_fixed_lattice_equals_the_full_search(rate_weight):
             _, bits = layer(x, quality=quality, training=True)
             chosen_bits = np.take_along_axis(np.asarray(layer._code_bits(quality, 4)), np.asarray(full)[..., None], -1)
             np.testing.assert_allclose(np.asarray(bits), chosen_bits.reshape(3, -1).sum(1), rtol=1e-5)
+
+
+def test_code_candidates_are_the_window_around_the_rounded_latent_then_zero():
+    """16 codes (-8 .. 7), window of 2: off-lattice values are index 0 at distance 1e30; gains scale first."""
+    assert CANDIDATE_WINDOW == 2
+    layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=16, embedding_dim=1, learn_codebooks=False)
+    layer.log_gains.assign(np.log([[1.0], [2.0]]).astype("float32"))
+    x = np.array([0.3, 7.4, -8.6, 3.7], "float32").reshape(1, 4, 1, 1)  # at quality 1: 0.6, 14.8, -17.2, 7.4
+    index = lambda v: 2 * v if v >= 0 else -2 * v - 1  # noqa: E731 - the lattice order 0, -1, 1, -2, ...
+    expect = {
+        0: [([-2, -1, 0, 1, 2, 0], 0.3), ([5, 6, 7, None, None, 0], 7.4), ([None, None, -8, -7, -6, 0], -8.6), ([2, 3, 4, 5, 6, 0], 3.7)],
+        1: [([-1, 0, 1, 2, 3, 0], 0.6), ([5, 6, 7, None, None, 0], 14.8), ([None, None, -8, -7, -6, 0], -17.2), ([5, 6, 7, None, None, 0], 7.4)],
+    }
+    for q, rows in expect.items():
+        codes, distances = (np.asarray(t).reshape(4, 6) for t in layer.code_candidates(x, q))
+        for (values, u), c, d in zip(rows, codes, distances):
+            assert c.tolist() == [0 if v is None else index(v) for v in values]
+            np.testing.assert_allclose(d, [1e30 if v is None else (u - v) ** 2 for v in values], rtol=1e-5)
+    with pytest.raises(ValueError, match="fixed 1-D lattice"):
+        EntropyConstrainedVQ(num_qualities=1, num_embeddings=9, embedding_dim=2, code_dim=2).code_candidates(x[..., :2].reshape(1, 2, 1, 2), 0)
+
+
+def test_with_tables_the_model_chooses_codes_by_the_coders_bits():
+    """encode_to_indices = the context model's choice among encode_to_candidates; without tables, the quantiser's."""
+    from bitstream.context_model import ContextModel
+
+    model = _tiny_model(code_dim=1, learn_codebooks=False)
+    x = np.random.default_rng(8).random((2, 24, 32, 3)).astype("float32")
+    plain = np.asarray(model.encode_to_indices(x, 1))
+    np.testing.assert_array_equal(plain, np.asarray(model.quantizer.get_code_indices(model.encode(x), 1)))
+    fitted = ContextModel.fit([[g for g in plain]] * 2, 9, 9)
+    model.set_coding_tables(fitted.counts, fitted.offsets)
+    chosen = np.asarray(model.encode_to_indices(x, 1))
+    candidates, distances = (np.asarray(t) for t in model.encode_to_candidates(x, 1))
+    for i in range(2):
+        np.testing.assert_array_equal(chosen[i], fitted.choose(candidates[i], distances[i], 1, model.quantizer.rate_weight))
+    core = np.asarray(model.encode_to_indices(x, 1, region=np.array([1, 3, 0, 2], np.int32)))
+    assert core.shape == (2, 2, 2, 4)

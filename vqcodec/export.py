@@ -2,8 +2,10 @@
 
 Why tf2onnx on the model's own ``encode_to_indices``/``decode_from_indices``:
 the exported graphs are the model's code, quantiser included (for a
-variable-rate model the quality level is a graph input), so no second
-implementation has to be kept in step. Transposed convolutions are then
+variable-rate model the quality level is a graph input, and the encoder graph
+gives ``encode_to_candidates``, whose codes the entropy coder chooses among as
+the model's ``encode_to_indices`` does), so no second implementation has to be
+kept in step. Transposed convolutions are then
 rewritten as sub-pixel convolutions (:mod:`vqcodec.onnx_graph`), the same
 function in a form onnxruntime runs faster and in less memory. Needs the
 TensorFlow backend.
@@ -42,11 +44,14 @@ def export_model(model_path: str | os.PathLike) -> tuple[Path, Path]:
         tables = {name: keras.ops.convert_to_numpy(getattr(model, f"coding_{name}")) for name in ("counts", "offsets")}
         metadata = encode_metadata(
             codec.model_fingerprint(model), "ecvq", int(model.num_qualities), int(model.num_embeddings), codec.STRIDE,
-            source_digest(model_path), tables,
+            source_digest(model_path), tables, rate_weight=float(model.quantizer.rate_weight),
         )
+        if model.context_model() is None:
+            raise ValueError(f"{model_path} has no entropy-coding tables: fit them first (--evaluate-only)")
         level = tf.TensorSpec([], tf.int32, name="level")
         groups = int(model.quantizer.num_groups)
-        encode = tf.function(lambda x, region, q: model.encode_to_indices(x, q, region=region))
+        # The codes are chosen outside the graph, by the entropy coder (ExportedVariableRateModel.encode_to_indices).
+        encode = tf.function(lambda x, region, q: model.encode_to_candidates(x, q, region=region))
         decode = tf.function(lambda i, q: model.decode_from_indices(i, q))
         specs = (
             [tf.TensorSpec([1, None, None, 3], tf.float32, name="image"), tf.TensorSpec([4], tf.int32, name="region"), level],

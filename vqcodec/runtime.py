@@ -38,7 +38,7 @@ __all__ = [
 
 #: Key of the JSON metadata in both ONNX files.
 METADATA_KEY = "vqcodec"
-EXPORT_VERSION = 3
+EXPORT_VERSION = 4
 
 
 class StaleExportError(ValueError):
@@ -73,12 +73,14 @@ def encode_metadata(
     stride: int,
     digest: str,
     tables: dict[str, np.ndarray] | None,
+    rate_weight: float | None = None,
 ) -> str:
     """The JSON string both ONNX files carry.
 
     ``family``: "residual" (``levels`` = stages) or "ecvq" (``levels`` =
     quality levels). ``tables``: the entropy coder's integer arrays by name
     (a compressed ``.npz``, base64), or None where the model has none.
+    ``rate_weight``: an ecvq model's price of a bit in the code choice.
     """
     if family not in ("residual", "ecvq"):
         raise ValueError(f"unknown model family {family!r}")
@@ -97,6 +99,7 @@ def encode_metadata(
             "stride": int(stride),
             "source_sha256": digest,
             "tables": tables_b64,
+            "rate_weight": rate_weight,
         }
     )
 
@@ -200,6 +203,11 @@ class ExportedVariableRateModel(ExportedModel):
 
     family = "ecvq"
 
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True, *, _meta=None):
+        meta = _meta if _meta is not None else _checked_metadata(Path(model_path), check_source)
+        super().__init__(model_path, threads, check_source, _meta=meta)
+        self.rate_weight = float(meta["rate_weight"])
+
     def _init_levels(self, levels: int, tables: dict | None) -> None:
         self.num_qualities = levels
         self._tables = tables
@@ -214,11 +222,16 @@ class ExportedVariableRateModel(ExportedModel):
         return self._context_model
 
     def encode_to_indices(self, x: np.ndarray, quality: int, region=None) -> np.ndarray:
-        """Indices ``(1, h, w, G)`` at level ``quality`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1]."""
+        """Indices ``(1, h, w, G)`` at level ``quality`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1].
+
+        The graph gives each group's candidate codes and distances; the entropy
+        coder chooses among them, as the Keras model's ``encode_to_indices`` does.
+        """
         session = self._session(0)
         feed = self._feed_image(session, x, region)
         feed[session.get_inputs()[2].name] = np.asarray(quality, np.int32)
-        return session.run(None, feed)[0]
+        candidates, distances = session.run(None, feed)
+        return self.context_model().choose(candidates[0], distances[0], int(quality), self.rate_weight)[None]
 
     def decode_from_indices(self, indices: np.ndarray, quality: int) -> np.ndarray:
         """Float image ``(1, H, W, 3)`` from indices ``(1, h, w, G)`` coded at level ``quality``."""

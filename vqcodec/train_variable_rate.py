@@ -156,13 +156,23 @@ def random_crops(images: list[np.ndarray], per_image: int, size: int, seed: int)
 
 
 def fit_coding_tables(
-    model: VariableRateVQVAE, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0
+    model: VariableRateVQVAE, images: list[np.ndarray], crops_per_image: int = 2, crop: int = 256, seed: int = 0,
+    rounds: int = 3,
 ) -> ContextModel:
-    """Fits the integer context model on random crops of ``images`` at every quality and stores its tables in ``model``."""
+    """Fits the integer context model on random crops of ``images`` at every quality and stores its tables in ``model``.
+
+    The first round counts the codes the quantiser's learned distribution
+    picks; each later one the codes picked with the tables of the round
+    before (as ``encode_to_indices`` picks them once tables are stored), so
+    the tables settle on the codes the codec really codes (two refits: the
+    third changed rates by under 0.1% on the validation photos).
+    """
     crops = random_crops(images, crops_per_image, crop, seed)
-    grids = [[_indices(model, c, q) for c in crops] for q in range(model.num_qualities)]
-    fitted = ContextModel.fit(grids, model.num_embeddings, model.table_width)
-    model.set_coding_tables(fitted.counts, fitted.offsets)
+    model.set_coding_tables(np.zeros(model.coding_counts.shape, "int32"), np.zeros(model.coding_offsets.shape, "int32"))
+    for _ in range(rounds):
+        grids = [[_indices(model, c, q) for c in crops] for q in range(model.num_qualities)]
+        fitted = ContextModel.fit(grids, model.num_embeddings, model.table_width)
+        model.set_coding_tables(fitted.counts, fitted.offsets)
     return fitted
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from bitstream.context_model import NUM_CONTEXTS, ContextModel
@@ -98,6 +99,7 @@ class VariableRateVQVAE(keras.Model):
         self.coding_offsets = self.add_weight(
             name="coding_offsets", shape=(len(self.lambdas), groups), dtype="int32", trainable=False, initializer="zeros"
         )
+        self._coder = None  # (counts, offsets, ContextModel) of the tables last read
         self.loss_tracker = keras.metrics.Mean(name="rd_loss")
         self.psnr_tracker = keras.metrics.Mean(name="psnr")
         self.bpp_tracker = keras.metrics.Mean(name="bpp")
@@ -118,10 +120,15 @@ class VariableRateVQVAE(keras.Model):
         self.coding_offsets.assign(ops.cast(offsets, "int32"))
 
     def context_model(self) -> ContextModel | None:
-        """The entropy coder of the stored tables; None while they are all zero (not fitted)."""
-        return ContextModel.stored(
-            ops.convert_to_numpy(self.coding_counts), ops.convert_to_numpy(self.coding_offsets), self.num_embeddings
-        )
+        """The entropy coder of the stored tables; None while they are all zero (not fitted).
+
+        Built again only when the tables have changed (it caches its code costs).
+        """
+        counts, offsets = ops.convert_to_numpy(self.coding_counts), ops.convert_to_numpy(self.coding_offsets)
+        cached = self._coder
+        if cached is None or not (np.array_equal(cached[0], counts) and np.array_equal(cached[1], offsets)):
+            cached = self._coder = (counts, offsets, ContextModel.stored(counts, offsets, self.num_embeddings))
+        return cached[2]
 
     def decoding_weights(self) -> list:
         """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
@@ -147,8 +154,27 @@ class VariableRateVQVAE(keras.Model):
         return self.decoder(latents)
 
     def encode_to_indices(self, x, quality: int, region=None):
-        """Code indices of images ``x`` at ``quality``: int32 (B, h, w, G); ``region`` as in :func:`latent_region`."""
-        return self.quantizer.get_code_indices(latent_region(self.encode(x), region), quality)
+        """Code indices of images ``x`` at ``quality``: int32 (B, h, w, G); ``region`` as in :func:`latent_region`.
+
+        With fitted coding tables (and the fixed lattice) each code is priced
+        by the entropy coder itself, in the context it will be coded in
+        (:meth:`ContextModel.choose` over :meth:`encode_to_candidates`; numpy,
+        eager): the codes cost what the search assumed. Otherwise the
+        quantiser's own learned distribution prices them (traceable).
+        """
+        coder = self.context_model() if self.quantizer.windowed else None
+        if coder is None:
+            return self.quantizer.get_code_indices(latent_region(self.encode(x), region), quality)
+        candidates, distances = (ops.convert_to_numpy(t) for t in self.encode_to_candidates(x, quality, region))
+        levels = np.broadcast_to(np.asarray(quality, np.int64), candidates.shape[:1])
+        return np.stack([
+            coder.choose(c, d, int(q), self.quantizer.rate_weight) for c, d, q in zip(candidates, distances, levels)
+        ])
+
+    def encode_to_candidates(self, x, quality: int, region=None):
+        """Each group's candidate codes at ``quality`` and their squared distances (scaled units), for
+        :meth:`ContextModel.choose`: see :meth:`EntropyConstrainedVQ.code_candidates`. Traceable."""
+        return self.quantizer.code_candidates(latent_region(self.encode(x), region), quality)
 
     def decode_from_indices(self, indices, quality: int):
         """Images from indices made by :meth:`encode_to_indices` at the same ``quality``."""
