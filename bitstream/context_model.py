@@ -160,14 +160,16 @@ class ContextModel:
 
     # -- contexts ----------------------------------------------------------
 
-    def _group_contexts(self, grid: np.ndarray, q: int, g: int, activity: np.ndarray, anchors_done: bool,
-                        board: _Checkerboard):
-        """(positions, contexts) of group ``g``'s anchors, or non-anchors once the anchors are in ``grid``.
+    @staticmethod
+    def _levels(activity: np.ndarray, g: int) -> np.ndarray:
+        """(h, w) activity levels 0..7 of group ``g``'s positions, from ``activity``: the (h, w) int32
+        count of active indices in groups ``0 .. g - 1``."""
+        return _LEVEL_OF[(2 * activity + _neighbour_sum(activity)) * 32 // (6 * max(g, 1))]
 
-        ``activity``: (h, w) int32 count of active indices in groups ``0 .. g - 1``.
-        """
-        local = (2 * activity + _neighbour_sum(activity)) * 32 // (6 * max(g, 1))
-        level = _LEVEL_OF[local]
+    def _group_contexts(self, grid: np.ndarray, q: int, g: int, level: np.ndarray, anchors_done: bool,
+                        board: _Checkerboard):
+        """(positions, contexts) of group ``g``'s anchors, or non-anchors once the anchors are in ``grid``;
+        ``level`` from :meth:`_levels`."""
         positions = board.positions[int(anchors_done)]
         if not anchors_done:
             return positions, level.ravel()[positions]
@@ -184,7 +186,8 @@ class ContextModel:
         board = _Checkerboard(*grid.shape[:2])
         activity = np.zeros(grid.shape[:2], np.int32)
         for g in range(grid.shape[-1]):
-            yield [self._group_contexts(grid, q, g, activity, done, board) for done in (False, True)]
+            level = self._levels(activity, g)
+            yield [self._group_contexts(grid, q, g, level, done, board) for done in (False, True)]
             activity += grid[..., g] != self.usual[q, g]
 
     # -- choosing codes ----------------------------------------------------
@@ -235,8 +238,9 @@ class ContextModel:
         activity = np.zeros((h, w), np.int32)
         for g in range(groups):
             flat = np.zeros(h * w, np.int32)
+            level = self._levels(activity, g)
             for anchors_done, (positions, options, spent, rows) in enumerate(passes):
-                _, contexts = self._group_contexts(grid, quality, g, activity, bool(anchors_done), board)
+                _, contexts = self._group_contexts(grid, quality, g, level, bool(anchors_done), board)
                 cost = spent[g] + costs[g][contexts[:, None] * self.num_codes + options[g]]
                 flat[positions] = options[g][rows, cost.argmin(axis=1)]
                 grid[..., g] = flat.reshape(h, w)
@@ -307,8 +311,9 @@ class ContextModel:
         activity = np.zeros((height, width), np.int32)
         for g in range(self.num_groups):
             flat = grid[..., g].reshape(-1)
+            level = self._levels(activity, g)
             for anchors_done in (False, True):
-                positions, contexts = self._group_contexts(grid, quality, g, activity, anchors_done, board)
+                positions, contexts = self._group_contexts(grid, quality, g, level, anchors_done, board)
                 for chunk, probs in self._chunks(quality, g, contexts):
                     pos = positions[chunk]
                     try:

@@ -136,6 +136,8 @@ def test_fresh_model_public_methods_work_without_build():
     assert tuple(model.decode(latents).shape) == (2, 16, 16, 3)
     indices = model.encode_to_indices(x, 0)
     assert tuple(indices.shape) == (2, 2, 2, 2)
+    candidates, distances = model.encode_to_candidates(x, 0)
+    assert tuple(candidates.shape) == tuple(distances.shape) == (2, 2, 2, 2, 9)
     assert tuple(model.decode_from_indices(indices, 0).shape) == (2, 16, 16, 3)
     core = np.asarray(model.encode_to_indices(x, 0, region=np.array([1, 2, 0, 1], np.int32)))
     np.testing.assert_array_equal(core, np.asarray(indices)[:, 1:2, 0:1])
@@ -288,8 +290,12 @@ def test_code_candidates_are_the_window_around_the_rounded_latent_then_zero():
         for (values, u), c, d in zip(rows, codes, distances):
             assert c.tolist() == [0 if v is None else index(v) for v in values]
             np.testing.assert_allclose(d, [1e30 if v is None else (u - v) ** 2 for v in values], rtol=1e-5)
-    with pytest.raises(ValueError, match="fixed 1-D lattice"):
-        EntropyConstrainedVQ(num_qualities=1, num_embeddings=9, embedding_dim=2, code_dim=2).code_candidates(x[..., :2].reshape(1, 2, 1, 2), 0)
+    # Learned 2-D codebooks: every code is a candidate.
+    square = EntropyConstrainedVQ(num_qualities=1, num_embeddings=9, embedding_dim=2, code_dim=2)
+    square.log_gains.assign(np.zeros((1, 2), "float32"))
+    codes, distances = (np.asarray(t) for t in square.code_candidates(np.array([[[[0.2, -1.1]]]], "float32"), 0))
+    assert codes.shape == distances.shape == (1, 1, 1, 1, 9) and codes.ravel().tolist() == list(range(9))
+    np.testing.assert_allclose(distances.ravel(), ((np.array([0.2, -1.1]) - lattice_codebook(9, 2)) ** 2).sum(1), rtol=1e-5)
 
 
 def test_with_tables_the_model_chooses_codes_by_the_coders_bits():

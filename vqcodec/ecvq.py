@@ -278,17 +278,18 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         """The codes an entropy-constrained choice considers for each group at ``quality``, and their distances.
 
         Returns int32 indices and float32 squared distances (in scaled units),
-        both ``latents.shape[:-1] + (G, 2 * CANDIDATE_WINDOW + 2)``: the lattice
-        codes within :data:`CANDIDATE_WINDOW` steps of the rounded scaled latent, then zero.
-        A window value off the lattice gets index 0 and a distance of 1e30, so
-        it is never the cheapest. For an encoder that prices codes with the
-        real entropy coder's contexts (``ContextModel.choose``); needs the fixed
-        1-D lattice (:attr:`windowed`).
+        both ``latents.shape[:-1] + (G, N)``. On the fixed 1-D lattice
+        (:attr:`windowed`) they are the codes within :data:`CANDIDATE_WINDOW`
+        steps of the rounded scaled latent, then zero (N = 2 CANDIDATE_WINDOW + 2;
+        a window value off the lattice gets index 0 and a distance of 1e30, so
+        it is never the cheapest); otherwise all K codes. For an encoder that
+        prices codes with the real entropy coder's contexts (``ContextModel.choose``).
         """
-        if not self.windowed:
-            raise ValueError("code candidates need the fixed 1-D lattice (code_dim 1, learn_codebooks False)")
         quality = self.quality_vector(latents, quality)
         u, _ = self._scaled_groups(latents, quality)
+        if not self.windowed:
+            distances = self._distances(u)
+            return ops.broadcast_to(ops.arange(self.num_embeddings, dtype="int32"), ops.shape(distances)), distances
         x = u[..., 0]
         low, high = -(self.num_embeddings // 2), (self.num_embeddings - 1) // 2
         _, _, values, distances = self._window(x, CANDIDATE_WINDOW)

@@ -156,13 +156,13 @@ class VariableRateVQVAE(keras.Model):
     def encode_to_indices(self, x, quality: int, region=None):
         """Code indices of images ``x`` at ``quality``: int32 (B, h, w, G); ``region`` as in :func:`latent_region`.
 
-        With fitted coding tables (and the fixed lattice) each code is priced
-        by the entropy coder itself, in the context it will be coded in
-        (:meth:`ContextModel.choose` over :meth:`encode_to_candidates`; numpy,
-        eager): the codes cost what the search assumed. Otherwise the
-        quantiser's own learned distribution prices them (traceable).
+        With fitted coding tables each code is priced by the entropy coder
+        itself, in the context it will be coded in (:meth:`ContextModel.choose`
+        over :meth:`encode_to_candidates`; numpy, eager): the codes cost what
+        the search assumed. Without them the quantiser's own learned
+        distribution prices them (traceable).
         """
-        coder = self.context_model() if self.quantizer.windowed else None
+        coder = self.context_model()
         if coder is None:
             return self.quantizer.get_code_indices(latent_region(self.encode(x), region), quality)
         candidates, distances = (ops.convert_to_numpy(t) for t in self.encode_to_candidates(x, quality, region))

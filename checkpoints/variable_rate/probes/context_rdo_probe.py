@@ -54,8 +54,9 @@ def assign(cm: ContextModel, u: np.ndarray, q: int, rate_weight: float) -> np.nd
         distance = np.where(valid, (x[:, None] - values) ** 2, np.inf)
         table = rate_weight * code_bits(cm, q, g)
         flat = np.zeros(h * w, np.int64)
+        level = cm._levels(activity, g)
         for done in (False, True):
-            positions, contexts = cm._group_contexts(grid, q, g, activity, done, board)
+            positions, contexts = cm._group_contexts(grid, q, g, level, done, board)
             cost = distance[positions] + table[contexts[:, None], index[positions]]
             flat[positions] = index[positions, np.argmin(cost, axis=1)]
             grid[..., g] = flat.reshape(h, w)
