@@ -117,13 +117,14 @@ def test_files_of_another_model_family_or_level_are_refused(model, tiny_model_pa
         codec.decompress(data, tiny_model_path)
     header, payload, alpha = bitstream.unpack(data)
     old_header, old_payload, _ = bitstream.unpack(residual)
-    # The defaults of earlier releases: a residual model (0.1) and a variable-rate one (0.2).
+    # The defaults of earlier releases: a residual model (0.1) and variable-rate ones (0.2, 0.3).
     retired = dataclasses.replace(old_header, model_fingerprint=bytes.fromhex("5e6f14bca9104e3d"))
     with pytest.raises(bitstream.ModelMismatchError, match=r"default model of vqcodec 0\.1; .*pip install 'vqcodec==0\.1\.\*'"):
         codec.decompress(bitstream.pack(retired, old_payload), model)
-    retired = dataclasses.replace(header, model_fingerprint=bytes.fromhex("d1f617132dc70358"))
-    with pytest.raises(bitstream.ModelMismatchError, match=r"default model of vqcodec 0\.2; .*pip install 'vqcodec==0\.2\.\*'"):
-        codec.decompress(bitstream.pack(retired, payload, alpha), model)
+    for fingerprint, release in (("d1f617132dc70358", "0.2"), ("7f49f6a98e4d6b1b", "0.3")):
+        retired = dataclasses.replace(header, model_fingerprint=bytes.fromhex(fingerprint))
+        with pytest.raises(bitstream.ModelMismatchError, match=rf"default model of vqcodec {release}; .*pip install 'vqcodec=={release}\.\*'"):
+            codec.decompress(bitstream.pack(retired, payload, alpha), model)
     beyond = bitstream.pack(dataclasses.replace(header, level=3), payload, alpha)
     with pytest.raises(bitstream.CorruptDataError, match="level 4, the model has only 3 levels"):
         codec.decompress(beyond, model)
