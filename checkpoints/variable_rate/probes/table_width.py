@@ -1,0 +1,31 @@
+"""Probe: the same model with coding tables over a wider window of codes (fewer escapes), tables refitted.
+
+Nothing is trained; only ``table_width`` changes (the tables are model state,
+``(levels, groups, contexts, width + 1)`` counts, so the file grows).
+
+PYTHONPATH=. python checkpoints/variable_rate/probes/table_width.py IN.keras OUT.keras WIDTH
+then: python -m vqcodec.train_variable_rate ../shared/data/train -o OUT.keras --holdout 2 --evaluate-only
+"""
+import sys
+
+import keras
+
+from vqcodec.data import find_images, load_rgb
+from vqcodec.train import atomic_save
+from vqcodec.train_variable_rate import fit_coding_tables
+from vqcodec.variable_rate_model import VariableRateVQVAE
+
+source, target, width = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model = keras.models.load_model(source, compile=False)
+config = model.get_config()
+config["table_width"] = width
+wider = VariableRateVQVAE.from_config(config)
+wider.build((None, None, None, 3))
+tables = {id(model.coding_counts), id(model.coding_offsets)}
+pairs = [(t, s) for t, s in zip(wider.weights, model.weights, strict=True) if id(s) not in tables]
+for t, s in pairs:
+    t.assign(keras.ops.convert_to_numpy(s))
+train = [load_rgb(f) for f in find_images("../shared/data/train")[:-2]]  # the training photos (not the 2 held out)
+fit_coding_tables(wider, train)
+atomic_save(wider, target)
+print(f"{target}: tables over {wider.table_width} codes")
