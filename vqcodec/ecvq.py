@@ -47,8 +47,8 @@ _LN2 = math.log(2.0)
 WINDOW = 4
 #: The codes :meth:`EntropyConstrainedVQ.code_candidates` offers the entropy coder's choice: those within
 #: this many steps of the rounded latent, and zero. Three steps away a code is at least 6 further, which a
-#: rate weight of 0.25 outweighs only for a saving of over 24 bits; on Kodak the choices matched those
-#: from WINDOW steps, at a third less work.
+#: rate weight of 0.25 outweighs only for a saving of over 24 bits; on a Kodak image at the default level
+#: the choices matched those from WINDOW steps, at a third less work.
 CANDIDATE_WINDOW = 2
 
 

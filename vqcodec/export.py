@@ -41,13 +41,13 @@ def export_model(model_path: str | os.PathLike) -> tuple[Path, Path]:
     model = codec.load_model(model_path, runtime="keras")  # the source, even where an export exists
     paths = export_paths(model_path)
     if codec.is_variable_rate(model):
+        if model.context_model() is None:
+            raise ValueError(f"{model_path} has no entropy-coding tables: fit them first (--evaluate-only)")
         tables = {name: keras.ops.convert_to_numpy(getattr(model, f"coding_{name}")) for name in ("counts", "offsets")}
         metadata = encode_metadata(
             codec.model_fingerprint(model), "ecvq", int(model.num_qualities), int(model.num_embeddings), codec.STRIDE,
             source_digest(model_path), tables, rate_weight=float(model.quantizer.rate_weight),
         )
-        if model.context_model() is None:
-            raise ValueError(f"{model_path} has no entropy-coding tables: fit them first (--evaluate-only)")
         level = tf.TensorSpec([], tf.int32, name="level")
         groups = int(model.quantizer.num_groups)
         # The codes are chosen outside the graph, by the entropy coder (ExportedVariableRateModel.encode_to_indices).
