@@ -11,10 +11,10 @@ one file: the numbers behind FORMAT.md's runtime contract.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from .common import list_images, load_rgb
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     from vqcodec import codec
 
     runtimes = {name: codec.load_model(runtime=name) for name in ("onnx", "keras")}
-    paths = sorted(q for q in Path(args.data).iterdir() if q.suffix.lower() in (".png", ".jpg", ".jpeg", ".ppm", ".tif", ".tiff"))
+    paths = list_images(args.data, args.limit)
     differ = total = same_files = 0
     worst = 0
-    for path in paths[: args.limit]:
-        image = Image.open(path).convert("RGB")
+    for path in paths:
+        image = load_rgb(path)
         grids = [codec.indices_of(image, args.quality, m) for m in runtimes.values()]
         differ += int(np.count_nonzero(grids[0] != grids[1]))
         total += grids[0].size
@@ -42,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             worst = max(worst, int(np.abs(a - b).max()))
         print(f"{path.name}: {int(np.count_nonzero(grids[0] != grids[1]))} indices differ, "
               f"files {'identical' if files[0] == files[1] else 'differ'}", flush=True)
-    count = len(paths[: args.limit])
-    print(f"{differ} of {total} indices differ; {same_files} of {count} files identical; "
+    print(f"{differ} of {total} indices differ; {same_files} of {len(paths)} files identical; "
           f"cross-decoded pixels differ by at most {worst}")
     return 0
 

@@ -1,13 +1,16 @@
 """Probe: the encoder picks each code by distance + rate weight x the context model's own bits, greedily in the
 coder's order (group by group, anchors then the rest), instead of by the unconditional learned bits.
 
-PYTHONPATH=. python checkpoints/variable_rate/probes/context_rdo_probe.py ../shared/data/train SCALE [SCALE ...]
+PYTHONPATH=. python checkpoints/variable_rate/probes/context_rdo_probe.py MODEL.keras ../shared/data/train SCALE [SCALE ...]
 
 The contexts depend only on codes already chosen, so each choice sees the
-bits it will really cost; the decoder, the gains and the format are as
-shipped. For each rate-weight scale: the shipped tables, then the tables
-refitted on the training crops coded this way (twice). Writes
-probes/context_rdo_xSCALE_fitN.eval.json (the --evaluate-only format).
+bits it will really cost (``ContextModel.choose``, which the codec now
+uses; here over the WINDOW codes either side of the rounded latent, and
+zero). The decoder, the gains and the format are as in MODEL. For each
+rate-weight scale: MODEL's tables, then the tables refitted on the training
+crops coded this way (twice). Writes probes/context_rdo_xSCALE_fitN.eval.json
+(the --evaluate-only format). The stored results are of vqcodec 0.3's model
+(`git show 69984a8:checkpoints/variable_rate/model.keras`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from bitstream.context_model import NUM_CONTEXTS, ContextModel, _Checkerboard
+from bitstream.context_model import ContextModel
 from vqcodec.data import find_images, load_rgb
 from vqcodec.ecvq import WINDOW
 from vqcodec.metrics import psnr
@@ -28,46 +31,22 @@ from vqcodec.train_variable_rate import random_crops, validation_images
 HERE = Path(__file__).resolve().parent
 
 
-def code_bits(cm: ContextModel, q: int, g: int) -> np.ndarray:
-    """(contexts, K) bits of every code in every context: its window symbol's, or the escape's plus log2 K."""
-    p = cm.probabilities[q, g]
-    bits = np.repeat(-np.log2(p[:, cm.width:]) + np.log2(cm.num_codes), cm.num_codes, axis=1)
-    bits[:, cm.offsets[q, g] : cm.offsets[q, g] + cm.width] = -np.log2(p[:, : cm.width])
-    return bits
-
-
 def assign(cm: ContextModel, u: np.ndarray, q: int, rate_weight: float) -> np.ndarray:
-    """Code indices (h, w, G) of scaled latents ``u`` (h, w, G), chosen in the coder's order with its bits."""
-    h, w, groups = u.shape
-    k = cm.num_codes
-    low, high = -(k // 2), (k - 1) // 2
-    board = _Checkerboard(h, w)
-    grid = np.zeros((h, w, groups), np.int64)
-    activity = np.zeros((h, w), np.int32)
-    steps = np.arange(-WINDOW, WINDOW + 1)
-    for g in range(groups):
-        x = u[..., g].ravel().astype(np.float64)
-        centre = np.clip(np.round(x), low, high)
-        values = np.concatenate([centre[:, None] + steps, np.zeros((x.size, 1))], axis=1)  # zero last: ties keep the window
-        valid = (values >= low) & (values <= high)
-        index = np.where(valid, np.where(values < 0, -2 * values - 1, 2 * values), 0).astype(np.int64)
-        distance = np.where(valid, (x[:, None] - values) ** 2, np.inf)
-        table = rate_weight * code_bits(cm, q, g)
-        flat = np.zeros(h * w, np.int64)
-        level = cm._levels(activity, g)
-        for done in (False, True):
-            positions, contexts = cm._group_contexts(grid, q, g, level, done, board)
-            cost = distance[positions] + table[contexts[:, None], index[positions]]
-            flat[positions] = index[positions, np.argmin(cost, axis=1)]
-            grid[..., g] = flat.reshape(h, w)
-        activity += grid[..., g] != cm.usual[q, g]
-    return grid
+    """Code indices (h, w, G) of scaled latents ``u`` (h, w, G): the lattice codes within WINDOW steps of the
+    rounded latent and zero, chosen by ``cm.choose``."""
+    low, high = -(cm.num_codes // 2), (cm.num_codes - 1) // 2
+    centre = np.clip(np.round(u), low, high)[..., None]
+    values = np.concatenate([centre + np.arange(-WINDOW, WINDOW + 1), np.zeros_like(centre)], axis=-1)
+    valid = (values >= low) & (values <= high)
+    index = np.where(valid, np.where(values < 0, -2 * values - 1, 2 * values), 0).astype(np.int64)
+    distance = np.where(valid, (u[..., None] - values) ** 2, 1e30)
+    return cm.choose(index, distance, q, rate_weight)
 
 
 def main(argv: list[str]) -> None:
-    data, scales = argv[0], [float(s) for s in argv[1:]]
+    model = keras.models.load_model(argv[0], compile=False)
+    data, scales = argv[1], [float(s) for s in argv[2:]]
     files = find_images(data)
-    model = keras.models.load_model(HERE.parent / "model.keras", compile=False)
     gains = np.exp(keras.ops.convert_to_numpy(model.quantizer.log_gains))
     shipped = model.context_model()
     val = validation_images(files[-2:])

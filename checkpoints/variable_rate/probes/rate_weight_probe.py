@@ -1,10 +1,13 @@
 """Probe: the encoder's ECVQ rate weight scaled at inference, the tables refitted to the new choices.
 
-PYTHONPATH=. python checkpoints/variable_rate/probes/rate_weight_probe.py ../shared/data/train SCALE [SCALE ...]
+PYTHONPATH=. python checkpoints/variable_rate/probes/rate_weight_probe.py MODEL.keras ../shared/data/train SCALE [SCALE ...]
 
 The decoder and the gains stay as trained; only the search's balance of
 distance against bits moves. Writes probes/rate_weight_xSCALE.eval.json
-(the --evaluate-only format) for validation_compare.py.
+(the --evaluate-only format) for validation_compare.py. The stored results
+are of vqcodec 0.3's model (`git show 69984a8:checkpoints/variable_rate/model.keras`)
+with the code choice and table fitting of that release (context-free bits,
+one fit); the same command now scales the coder-priced choice too.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> None:
-    data, scales = argv[0], [float(s) for s in argv[1:]]
+    source, data, scales = argv[0], argv[1], [float(s) for s in argv[2:]]
     files = find_images(data)
     train, val = files[:-2], files[-2:]
     images = [load_rgb(f) for f in train]
     val_images = validation_images(val)
     for scale in scales:
-        model = keras.models.load_model(HERE.parent / "model.keras", compile=False)
+        model = keras.models.load_model(source, compile=False)
         model.quantizer.rate_weight *= scale
         context_model = fit_coding_tables(model, images)
         result = evaluate(model, val_images, context_model)
