@@ -85,14 +85,15 @@ def main(argv: list[str]) -> int:
     t = time.time()
     print(f"validation coded in {t - started:.0f} s", flush=True)
     cache = Path(args.output).with_suffix(".codes.npz") if args.cache is None else Path(args.cache)
-    if cache.exists():
+    if cache.exists():  # made by an earlier run: the caller keeps it to the same MODEL and crop settings
         with np.load(cache) as saved:
             patches, codes = saved["patches"], saved["codes"]
+        print(f"loaded {len(patches)} coded crops from {cache}", flush=True)
     else:
         patches = cut_patches(args.data, args.patches, args.patch_size, seed=args.seed, holdout=2)
         codes = np.stack([grids(model, patches, q) for q in range(levels)], axis=1)  # (N, L, h, w, G)
         np.savez(cache, patches=patches, codes=codes)
-    print(f"coded {len(patches)} crops at {levels} levels in {time.time() - t:.0f} s", flush=True)
+        print(f"coded {len(patches)} crops at {levels} levels in {time.time() - t:.0f} s", flush=True)
 
     quantizer, decoder = model.quantizer, model.decoder
 
