@@ -23,12 +23,14 @@ def _scalar_quantizer(rate_weight: float) -> EntropyConstrainedVQ:
 
 
 def _tiny_model(
-    seed: int = 0, code_dim: int = 2, lambdas=(0.01, 0.1), gain_range=(1.0, 16.0), learn_codebooks: bool = True
+    seed: int = 0, code_dim: int = 2, lambdas=(0.01, 0.1), gain_range=(1.0, 16.0), learn_codebooks: bool = True,
+    learned_reconstruction: bool = False,
 ) -> VariableRateVQVAE:
     keras.utils.set_random_seed(seed)
     model = VariableRateVQVAE(
         build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=9, embedding_dim=4, code_dim=code_dim,
-        lambdas=lambdas, gain_range=gain_range, learn_codebooks=learn_codebooks, seed=seed,
+        lambdas=lambdas, gain_range=gain_range, learn_codebooks=learn_codebooks,
+        learned_reconstruction=learned_reconstruction, seed=seed,
     )
     return model
 
@@ -191,6 +193,66 @@ def test_indices_and_pixels_survive_save_and_load(tmp_path):
         np.testing.assert_array_equal(np.asarray(model.decode_from_indices(a, q)), np.asarray(loaded.decode_from_indices(b, q)))
 
 
+def _reconstructing_quantizer() -> EntropyConstrainedVQ:
+    """Two qualities, two channels, the 1-D lattice -2 .. 2 (indices 0, -1, 1, -2, 2), gains 1 and 2."""
+    layer = EntropyConstrainedVQ(
+        num_qualities=2, num_embeddings=5, embedding_dim=2, learn_codebooks=False, learned_reconstruction=True
+    )
+    layer.log_gains.assign(np.log([[1.0, 1.0], [2.0, 2.0]]).astype("float32"))
+    return layer
+
+
+def test_learned_reconstruction_starts_as_each_codes_own_value_and_then_follows_the_formula():
+    layer = _reconstructing_quantizer()
+    indices = np.array([[[[0, 2], [3, 4]]]], "int32")  # values (0, 1) and (-2, 2)
+    np.testing.assert_allclose(np.asarray(layer.lookup(indices, 1)), [[[[0.0, 0.5], [-1.0, 1.0]]]])
+    # Quality 1, channel 0: offset 0.25, scale 2; channel 1: offset -0.5, scale 1. Then divided by the gain 2.
+    layer.reconstruction_offsets.assign(np.array([[9.0, 9.0], [0.25, -0.5]], "float32"))
+    layer.reconstruction_log_scales.assign(np.array([[0.0, 0.0], [math.log(2.0), 0.0]], "float32"))
+    expected = [[[[0.0, (1 + 0.5) / 2], [(-2 + 0.25) * 2 / 2, (2 + 0.5) / 2]]]]
+    np.testing.assert_allclose(np.asarray(layer.lookup(indices, 1)), expected, rtol=1e-6)
+    # Quality 0's huge offsets move every nonzero code, never zero; the codes chosen do not depend on them.
+    assert np.asarray(layer.lookup(indices, 0))[0, 0, 0, 0] == 0.0
+    latents = np.array([[[[0.2, 1.1], [-1.7, 1.9]]]], "float32")
+    fresh = _reconstructing_quantizer()
+    for q in (0, 1):
+        np.testing.assert_array_equal(np.asarray(layer.get_code_indices(latents, q)), np.asarray(fresh.get_code_indices(latents, q)))
+    # Training's forward pass decodes the chosen codes the same way.
+    quantized, _ = layer(latents, quality=1, training=False)
+    np.testing.assert_allclose(np.asarray(quantized), np.asarray(layer.lookup(layer.get_code_indices(latents, 1), 1)), rtol=1e-6)
+
+
+def test_distortion_gradient_reaches_the_learned_reconstruction():
+    layer = _reconstructing_quantizer()
+    latents = tf.constant(np.random.default_rng(4).standard_normal((2, 3, 3, 2)).astype("float32") * 2)
+    target = tf.constant(np.random.default_rng(5).standard_normal((2, 3, 3, 2)).astype("float32"))
+    with tf.GradientTape() as tape:
+        quantized, _ = layer(latents, quality=np.array([0, 1]), training=True)
+        loss = tf.reduce_sum(tf.square(quantized - target))
+    grads = tape.gradient(loss, layer.reconstruction_weights())
+    assert all(np.all(np.abs(tf.convert_to_tensor(g).numpy()).sum(axis=1) > 0) for g in grads)
+
+
+def test_learned_reconstruction_survives_save_and_load_and_changes_the_fingerprint(tmp_path):
+    from vqcodec.codec import model_fingerprint
+
+    plain = _tiny_model(seed=6, code_dim=1, learn_codebooks=False)
+    model = _tiny_model(seed=6, code_dim=1, learn_codebooks=False, learned_reconstruction=True)
+    assert [w.name for w in plain.quantizer.weights] == [w.name for w in model.quantizer.weights if "reconstruction" not in w.name]
+    assert len(model.decoding_weights()) == len(plain.decoding_weights()) + 2
+    before = model_fingerprint(model)
+    model.quantizer.reconstruction_offsets.assign(np.full((2, 4), 0.1, "float32"))
+    path = tmp_path / "recon.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.quantizer.learned_reconstruction
+    assert model_fingerprint(loaded) != before
+    x = np.random.default_rng(6).random((1, 16, 16, 3)).astype("float32")
+    indices = np.asarray(loaded.encode_to_indices(x, 1))
+    np.testing.assert_array_equal(indices, np.asarray(model.encode_to_indices(x, 1)))
+    np.testing.assert_array_equal(np.asarray(loaded.decode_from_indices(indices, 1)), np.asarray(model.decode_from_indices(indices, 1)))
+
+
 def test_fixed_lattice_codebooks_stay_put():
     """With learn_codebooks=False the codebook is the lattice for good: not trained, never revived, kept in the config."""
     layer = EntropyConstrainedVQ(num_qualities=2, num_embeddings=5, embedding_dim=2, learn_codebooks=False, seed=0)
@@ -247,6 +309,26 @@ def test_reconfigured_keeps_learned_levels_and_extends_the_ladder():
     np.testing.assert_array_equal(np.asarray(wider.quantizer.codebooks)[0], lattice_codebook(16, 2))
     logits = np.asarray(wider.quantizer.logits)
     assert logits[..., 9:].max() < np.asarray(q.logits).min()
+
+
+
+def test_reconfigured_keeps_the_learned_reconstruction():
+    from vqcodec.train_variable_rate import reconfigured
+
+    model = _tiny_model(seed=4, code_dim=1, learn_codebooks=False, learned_reconstruction=True)
+    model.build((None, None, None, 3))
+    q = model.quantizer
+    q.reconstruction_offsets.assign(np.stack([np.full(4, 0.1), np.full(4, 0.3)]).astype("float32"))
+    q.reconstruction_log_scales.assign(np.stack([np.full(4, -0.02), np.full(4, 0.04)]).astype("float32"))
+    copy = reconfigured(model, lambdas=(0.001, 0.01, 0.1), rate_weight=0.5)
+    assert copy.quantizer.learned_reconstruction
+    offsets, scales = (np.asarray(w) for w in copy.quantizer.reconstruction_weights())
+    np.testing.assert_allclose(offsets[1:], np.asarray(q.reconstruction_offsets), rtol=1e-6)
+    np.testing.assert_allclose(offsets[0], -0.1, rtol=1e-5)  # one decade below: extrapolated like the gains
+    np.testing.assert_allclose(scales[1:], np.asarray(q.reconstruction_log_scales), rtol=1e-6)
+    x = np.random.default_rng(4).random((1, 24, 16, 3)).astype("float32")
+    a = np.asarray(model.encode_to_indices(x, 1))
+    np.testing.assert_allclose(np.asarray(copy.decode_from_indices(a, 2)), np.asarray(model.decode_from_indices(a, 1)), atol=1e-6)
 
 
 @pytest.mark.parametrize("rate_weight", [0.25, 1.0])

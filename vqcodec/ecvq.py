@@ -23,6 +23,13 @@ data and clips the fine ones), and the search for the best code looks only
 near each latent (:data:`WINDOW`). Learned codebooks revive dead codes outside the
 compiled step (:meth:`EntropyConstrainedVQ.revive_dead_codes`), because a
 trainable variable cannot be reassigned inside a JAX train step.
+
+With ``learned_reconstruction=True`` a code does not decode to its own value
+``c`` but to ``(c - offset[q] * sign(c)) * exp(log_scale[q])``, per quality
+and channel: the best value to reconstruct is the mean of the latents that
+chose a code, which an entropy-constrained choice pulls toward zero (a
+latent just past a step keeps the cheaper, smaller code). Zero stays zero,
+and the choice of codes does not change.
 """
 
 from __future__ import annotations
@@ -97,6 +104,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         dead_code_threshold: float = 0.02,
         usage_decay: float = 0.99,
         learn_codebooks: bool = True,
+        learned_reconstruction: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
@@ -115,6 +123,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         self.dead_code_threshold = float(dead_code_threshold)
         self.usage_decay = float(usage_decay)
         self.learn_codebooks = bool(learn_codebooks)
+        self.learned_reconstruction = bool(learned_reconstruction)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -134,6 +143,15 @@ class EntropyConstrainedVQ(keras.layers.Layer):
             name="log_gains", shape=(q, self.embedding_dim), dtype="float32", autocast=False,
             initializer=keras.initializers.Constant(np.linspace(low, high, q)[:, None] * np.ones((1, self.embedding_dim))),
         )
+        if self.learned_reconstruction:  # zero offsets and unit scales: each code decodes to its own value at first
+            self.reconstruction_offsets = self.add_weight(
+                name="reconstruction_offsets", shape=(q, self.embedding_dim), dtype="float32", autocast=False,
+                initializer="zeros",
+            )
+            self.reconstruction_log_scales = self.add_weight(
+                name="reconstruction_log_scales", shape=(q, self.embedding_dim), dtype="float32", autocast=False,
+                initializer="zeros",
+            )
         state = dict(trainable=False, dtype="float32", autocast=False)
         self.code_usage = self.add_weight(
             name="code_usage", shape=(g, k), initializer=keras.initializers.Constant(1.0 / k), **state
@@ -152,6 +170,22 @@ class EntropyConstrainedVQ(keras.layers.Layer):
     def _gains(self, quality):
         """Per-example channel gains, shape (B, C)."""
         return ops.exp(ops.take(ops.convert_to_tensor(self.log_gains), ops.cast(quality, "int32"), axis=0))
+
+    def reconstruction_weights(self) -> list:
+        """The variables that set what each code decodes to besides the codebook and gains (none by default)."""
+        if not self.learned_reconstruction:
+            return []
+        return [self.reconstruction_offsets, self.reconstruction_log_scales]
+
+    def _dequantize(self, scaled, gains, quality):
+        """Latents (B, .., C) from chosen codes' values in scaled units (B, .., C): reconstructed, then unscaled."""
+        if self.learned_reconstruction:
+            shape = (ops.shape(gains)[0],) + (1,) * (len(scaled.shape) - 2) + (self.embedding_dim,)
+            quality = ops.cast(quality, "int32")
+            offsets = ops.reshape(ops.take(ops.convert_to_tensor(self.reconstruction_offsets), quality, axis=0), shape)
+            scales = ops.exp(ops.take(ops.convert_to_tensor(self.reconstruction_log_scales), quality, axis=0))
+            scaled = (scaled - offsets * ops.sign(scaled)) * ops.reshape(scales, shape)
+        return scaled / gains
 
     def _scaled_groups(self, latents, quality):
         x = ops.cast(latents, "float32")
@@ -306,7 +340,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         scaled = ops.reshape(scaled, ops.shape(indices)[:-1] + (self.embedding_dim,))
         gains = self._gains(quality)
         gains = ops.reshape(gains, (ops.shape(gains)[0],) + (1,) * (len(scaled.shape) - 2) + (self.embedding_dim,))
-        return scaled / gains
+        return self._dequantize(scaled, gains, quality)
 
     def quality_vector(self, like, quality):
         """``quality`` as an int32 vector over the batch of ``like`` (a scalar is broadcast)."""
@@ -345,7 +379,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         example_bits = ops.sum(ops.reshape(position_bits, (ops.shape(position_bits)[0], -1)), axis=1)
 
         quantized = u + ops.stop_gradient(chosen - u)
-        quantized = ops.reshape(quantized, ops.shape(latents)[:-1] + (self.embedding_dim,)) / gains
+        quantized = self._dequantize(ops.reshape(quantized, ops.shape(latents)[:-1] + (self.embedding_dim,)), gains, quality)
         return ops.cast(quantized, latents.dtype), example_bits
 
     def _track_usage(self, u, one_hot):
@@ -418,6 +452,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
             dead_code_threshold=self.dead_code_threshold,
             usage_decay=self.usage_decay,
             learn_codebooks=self.learn_codebooks,
+            learned_reconstruction=self.learned_reconstruction,
             seed=self.seed,
         )
         return config

@@ -82,9 +82,10 @@ def reconfigured(
     """A copy of ``model`` with another quality ladder, assignment rate weight, level weighting or more codes,
     keeping what it has learned.
 
-    A level whose lambda the model already has keeps its gains and code
-    distribution. A new level gets gains interpolated (or extrapolated from the
-    two nearest levels) linearly in log lambda, and the code distribution of
+    A level whose lambda the model already has keeps its gains, code
+    distribution and learned reconstruction. A new level gets gains (and
+    reconstruction) interpolated (or extrapolated from the two nearest levels)
+    linearly in log lambda, and the code distribution of
     the nearest level, which the refit at the start of training replaces.
     More codes extend each codebook with the next lattice points (the old codes
     keep their indices) at a probability below every old code's.
@@ -116,15 +117,19 @@ def reconfigured(
     extra = target.num_embeddings - old_k
     if extra:
         logits = np.concatenate([logits, np.broadcast_to(logits.min(-1, keepdims=True) - 1.0, logits.shape[:-1] + (extra,))], -1)
-    new_gains, new_logits = [], []
+    reconstruction = [keras.ops.convert_to_numpy(w) for w in source.reconstruction_weights()]
+    new_gains, new_logits, new_reconstruction = [], [], []
     for value in np.log(np.asarray(copy.lambdas)):
         nearest = np.argsort(np.abs(old - value), kind="stable")[:2]
         a, b = sorted(nearest) if len(nearest) == 2 else (nearest[0], nearest[0])
         t = 0.0 if a == b else (value - old[a]) / (old[b] - old[a])
         new_gains.append(gains[a] + t * (gains[b] - gains[a]))
         new_logits.append(logits[nearest[0]])
+        new_reconstruction.append([w[a] + t * (w[b] - w[a]) for w in reconstruction])
     target.log_gains.assign(np.stack(new_gains))
     target.logits.assign(np.stack(new_logits))
+    for variable, values in zip(target.reconstruction_weights(), zip(*new_reconstruction)):
+        variable.assign(np.stack(values))
     return copy
 
 

@@ -62,6 +62,7 @@ class VariableRateVQVAE(keras.Model):
         learn_codebooks: bool = True,
         table_width: int = 128,
         level_weight_power: float = 0.0,
+        learned_reconstruction: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
@@ -86,6 +87,7 @@ class VariableRateVQVAE(keras.Model):
             gain_range=gain_range,
             dead_code_threshold=dead_code_threshold,
             learn_codebooks=learn_codebooks,
+            learned_reconstruction=learned_reconstruction,
             seed=seed,
             name="quantizer",
         )
@@ -133,11 +135,12 @@ class VariableRateVQVAE(keras.Model):
     def decoding_weights(self) -> list:
         """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
 
-        The tables, the decoder's weights, the codebooks and the gains: a file's
+        The tables, the decoder's weights, the codebooks, the gains and any learned reconstruction: a file's
         model fingerprint is a hash of these.
         """
         q = self.quantizer
-        return [self.coding_counts, self.coding_offsets, *self.decoder.weights, q.codebooks, q.log_gains]
+        return [self.coding_counts, self.coding_offsets, *self.decoder.weights, q.codebooks, q.log_gains,
+                *q.reconstruction_weights()]
 
     # -- the public API ----------------------------------------------------
 
@@ -243,6 +246,7 @@ class VariableRateVQVAE(keras.Model):
             learn_codebooks=q.learn_codebooks,
             table_width=self.table_width,
             level_weight_power=self.level_weight_power,
+            learned_reconstruction=q.learned_reconstruction,
             seed=self.seed,
         )
         return config
