@@ -1,7 +1,7 @@
 """Probe: train the decoder alone on the codes the codec really writes, everything before it fixed.
 
 PYTHONPATH=. python checkpoints/variable_rate/probes/decoder_finetune.py MODEL.keras ../shared/data/train OUT.keras \
-    --lr 2e-5 --steps 1300 --minutes 16 --every 200 [--reconstruction] [--cache CODES.npz]
+    --lr 2e-5 --steps 1300 --minutes 16 --every 200 [--reconstruction] [--extra-blocks N] [--cache CODES.npz]
 
 The encoder, the gains, the code distributions and the coding tables stay
 as they are, so every level's codes, and so its bits, are exactly those of
@@ -16,8 +16,11 @@ MODEL, so that every level counts by its relative (dB) change. Every
 OUT.log.csv; OUT gets the weights of the best mean PSNR so far.
 
 ``--reconstruction`` also learns, per level and channel, a shrink of the
-nonzero codes toward zero and a scale (saved beside OUT, not in it: the
-model has no place for them).
+nonzero codes toward zero and a scale, saved beside OUT
+(OUT.reconstruction.npz; ``with_reconstruction.py`` puts them into a model
+with ``learned_reconstruction=True``). ``--extra-blocks N`` deepens the decoder by N
+residual blocks after its last one, each starting as the identity (its
+second convolution zero) and trained at ``--extra-lr``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from vqcodec.data import cut_patches, find_images
+from vqcodec.layers import ResidualBlock
 from vqcodec.metrics import psnr
 from vqcodec.train_variable_rate import validation_images
 
@@ -58,6 +62,29 @@ def validation_psnr(model, images, codes, latents_of) -> list[float]:
     return rows
 
 
+def deepen(model, count: int) -> list:
+    """Inserts ``count`` identity-initialised residual blocks after the decoder's last one; returns them."""
+    layers = list(model.decoder.layers)
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, ResidualBlock))
+    existing = sum(isinstance(layer, ResidualBlock) for layer in layers)
+    blocks = [ResidualBlock(layers[last].filters, name=f"dec_res_{existing + k}") for k in range(count)]
+    decoder = keras.Sequential(
+        [keras.Input((None, None, model.embedding_dim))] + layers[: last + 1] + blocks + layers[last + 1 :], name="decoder"
+    )
+    for block in blocks:
+        block.conv2.kernel.assign(np.zeros(block.conv2.kernel.shape, np.float32))
+        block.conv2.bias.assign(np.zeros(block.conv2.bias.shape, np.float32))
+    config = model.get_config()
+    config.update(encoder=model.encoder, decoder=decoder)
+    for key in ("name", "trainable", "dtype"):
+        config.pop(key, None)
+    deeper = type(model)(**config, name=model.name)
+    deeper.build((None, None, None, 3))
+    deeper.quantizer.set_weights(model.quantizer.get_weights())
+    deeper.set_coding_tables(model.coding_counts, model.coding_offsets)
+    return deeper, blocks
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -73,10 +100,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reconstruction", action="store_true", help="also learn a shrink and scale per level and channel")
     p.add_argument("--reconstruction-lr", type=float, default=2e-3)
+    p.add_argument("--extra-blocks", type=int, default=0, help="residual blocks added to the decoder (identity at first)")
+    p.add_argument("--extra-lr", type=float, default=1e-4, help="the added blocks' learning rate")
     p.add_argument("--cache", help="the coded crops (.npz; made if missing; default OUT.codes.npz)")
     args = p.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     model = keras.saving.load_model(args.model)
+    blocks = []
+    if args.extra_blocks:
+        model, blocks = deepen(model, args.extra_blocks)
     levels = model.num_qualities
     started = time.time()
 
@@ -130,7 +162,9 @@ def main(argv: list[str]) -> int:
 
     lr = args.lr if args.steps is None else keras.optimizers.schedules.CosineDecay(args.lr, args.steps)
     optimizer = keras.optimizers.Adam(lr)
-    variables = decoder.trainable_weights
+    added = [w for block in blocks for w in block.trainable_weights]
+    variables = [w for w in decoder.trainable_weights if not any(w is v for v in added)]
+    added_optimizer = keras.optimizers.Adam(args.extra_lr)
     extra = [shrink, log_scale]
     extra_optimizer = keras.optimizers.Adam(args.reconstruction_lr)
 
@@ -140,10 +174,12 @@ def main(argv: list[str]) -> int:
             rec = decoder(latents_of(idx, q))
             mse = tf.reduce_mean(tf.square(tf.cast(rec, tf.float32) - x), axis=[1, 2, 3])
             loss = tf.reduce_mean(tf.gather(weights, q) * mse)
-        grads = tape.gradient(loss, variables + extra)
+        grads = tape.gradient(loss, variables + added + extra)
         optimizer.apply_gradients(zip(grads[: len(variables)], variables))
+        if added:
+            added_optimizer.apply_gradients(zip(grads[len(variables) : len(variables) + len(added)], added))
         if args.reconstruction:
-            extra_optimizer.apply_gradients(zip(grads[len(variables) :], extra))
+            extra_optimizer.apply_gradients(zip(grads[len(variables) + len(added) :], extra))
         return loss
 
     rng = np.random.default_rng(args.seed)

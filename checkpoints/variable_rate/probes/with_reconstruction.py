@@ -1,0 +1,44 @@
+"""Puts a learned reconstruction (``decoder_finetune.py --reconstruction``'s ``.reconstruction.npz``) into a model.
+
+PYTHONPATH=. python checkpoints/variable_rate/probes/with_reconstruction.py MODEL.keras RECON.npz OUT.keras
+
+OUT is MODEL with ``learned_reconstruction=True``, its offsets and log
+scales set from RECON (``shrink`` and ``log_scale``, per level and channel);
+every other weight, and the coding tables, are MODEL's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+
+import vqcodec.variable_rate_model  # noqa: F401  (registers the model class for loading)
+
+
+def main(argv: list[str]) -> int:
+    source, learned, output = argv
+    model = keras.saving.load_model(source)
+    config = model.get_config()
+    for key in ("name", "trainable", "dtype"):
+        config.pop(key, None)
+    config.update(encoder=model.encoder, decoder=model.decoder, learned_reconstruction=True)
+    out = type(model)(**config, name=model.name)
+    out.build((None, None, None, 3))
+    plain = {w.path.split("/")[-1]: w for w in model.quantizer.weights}
+    for w in out.quantizer.weights:
+        name = w.path.split("/")[-1]
+        if name in plain:
+            w.assign(plain[name])
+    with np.load(learned) as values:
+        out.quantizer.reconstruction_offsets.assign(values["shrink"].astype(np.float32))
+        out.quantizer.reconstruction_log_scales.assign(values["log_scale"].astype(np.float32))
+    out.set_coding_tables(model.coding_counts, model.coding_offsets)
+    out.save(output)
+    print(f"{output}: {source} with the learned reconstruction of {learned}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
