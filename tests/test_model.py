@@ -334,13 +334,14 @@ def test_shipped_model_loads_with_the_same_variables_and_indices():
 
     model = keras.models.load_model(codec.default_model_path(), compile=False)  # not the codec's shared copy
     assert isinstance(model, VariableRateVQVAE)
-    names = ("logits", "log_gains", "codebooks", "code_usage", "recent_vectors")
+    names = ("logits", "log_gains", "reconstruction_offsets", "reconstruction_log_scales", "codebooks", "code_usage",
+             "recent_vectors")
     assert [v.path for v in model.quantizer.weights] == [f"quantizer/{name}" for name in names]
     # Every variable's value, in order, as recorded when the model was shipped.
     digest = hashlib.sha256()
     for v in model.weights:
         digest.update(np.ascontiguousarray(npy(v)).tobytes())
-    assert digest.hexdigest()[:16] == "a079bff734e5bff3"
+    assert digest.hexdigest()[:16] == "53c5f07e5ce5ff0e"
     here = Path(__file__).resolve().parent
     expected = np.load(here / "data" / "default_model_endeavour_q75_indices.npy")
     sample = here.parent / "vqcodec" / "samples" / "endeavour.png"
