@@ -5,8 +5,10 @@ PYTHONPATH=. python checkpoints/variable_rate/probes/escape_bits.py MODEL.keras 
 On the validation set (041/042, as in ``--evaluate-only``), with the
 model's stored tables and the codec's code choice: the ideal bits of every
 level, the share of codes escaped, and the share of bits they take (the
-escape symbol plus ``log2 K`` for the code itself). What coding an escaped
-code's magnitude, instead of ``log2 K`` uniform bits, could save at most.
+escape symbol plus ``log2 K`` for the code itself), and the empirical
+entropy of the escaped codes' distance past the window: about what coding
+that distance with a fitted table, instead of ``log2 K`` uniform bits, would
+cost (a lower bound, fitted to the very codes it measures).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ def main(argv: list[str]) -> int:
     coder = model.context_model()
     images = validation_images(find_images(argv[1])[-2:])
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
-    print("level | bpp (ideal) | codes escaped | bits in escapes | of which log2 K")
+    print("level | bpp (ideal) | codes escaped | bits in escapes | of which log2 K | distance entropy (bits)")
     for q in range(model.num_qualities):
         total = escape = uniform = 0.0
         escaped = codes = 0
+        distances = []
         for image in images:
             grid = np.asarray(model.encode_to_indices(image[None].astype(np.float32) / 255.0, q))[0].astype(np.int64)
             total += coder.cross_entropy_bits(grid, q)
@@ -38,10 +41,16 @@ def main(argv: list[str]) -> int:
                     symbols = coder._windowed(flat[positions], q, g)
                     out = symbols == coder.width
                     escaped += int(out.sum())
+                    past = flat[positions][out] - coder.offsets[q, g]
+                    distances.append(np.where(past >= coder.width, past - coder.width, past))
                     codes += len(symbols)
                     escape -= np.log2(coder.probabilities[q, g, contexts[out], symbols[out]]).sum()
                     uniform += out.sum() * np.log2(coder.num_codes)
-        print(f"{q + 1} | {total / pixels:.4f} | {escaped / codes:.4%} | {(escape + uniform) / total:.2%} | {uniform / total:.2%}")
+        _, counts = np.unique(np.concatenate(distances), return_counts=True)
+        share = counts / max(counts.sum(), 1)
+        entropy = f"{-(share * np.log2(share)).sum():.2f}" if escaped else ""
+        print(f"{q + 1} | {total / pixels:.4f} | {escaped / codes:.4%} | {(escape + uniform) / total:.2%} | "
+              f"{uniform / total:.2%} | {entropy}")
     return 0
 
 
