@@ -212,7 +212,8 @@ def test_learned_reconstruction_starts_as_each_codes_own_value_and_then_follows_
     expected = [[[[0.0, (1 + 0.5) / 2], [(-2 + 0.25) * 2 / 2, (2 + 0.5) / 2]]]]
     np.testing.assert_allclose(np.asarray(layer.lookup(indices, 1)), expected, rtol=1e-6)
     # Quality 0's huge offsets move every nonzero code, never zero; the codes chosen do not depend on them.
-    assert np.asarray(layer.lookup(indices, 0))[0, 0, 0, 0] == 0.0
+    at_q0 = np.asarray(layer.lookup(indices, 0))[0, 0]
+    assert at_q0[0, 0] == 0.0 and at_q0[0, 1] == pytest.approx(1.0 - 9.0) and at_q0[1, 0] == pytest.approx(-2.0 + 9.0)
     latents = np.array([[[[0.2, 1.1], [-1.7, 1.9]]]], "float32")
     fresh = _reconstructing_quantizer()
     for q in (0, 1):
@@ -220,6 +221,29 @@ def test_learned_reconstruction_starts_as_each_codes_own_value_and_then_follows_
     # Training's forward pass decodes the chosen codes the same way.
     quantized, _ = layer(latents, quality=1, training=False)
     np.testing.assert_allclose(np.asarray(quantized), np.asarray(layer.lookup(layer.get_code_indices(latents, 1), 1)), rtol=1e-6)
+
+
+def test_a_model_saved_before_the_option_loads_without_it(tmp_path):
+    """A .keras file whose config has no learned_reconstruction key (saved before it existed) loads as before."""
+    import json
+    import zipfile
+
+    model = _tiny_model(seed=7, code_dim=1, learn_codebooks=False)
+    path, old = tmp_path / "new.keras", tmp_path / "old.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                del config["config"]["learned_reconstruction"]
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    assert b"learned_reconstruction" not in zipfile.ZipFile(old).read("config.json")
+    loaded = keras.models.load_model(old)
+    assert not loaded.quantizer.learned_reconstruction and loaded.quantizer.reconstruction_weights() == []
+    for a, b in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_distortion_gradient_reaches_the_learned_reconstruction():
@@ -324,7 +348,7 @@ def test_reconfigured_keeps_the_learned_reconstruction():
     assert copy.quantizer.learned_reconstruction
     offsets, scales = (np.asarray(w) for w in copy.quantizer.reconstruction_weights())
     np.testing.assert_allclose(offsets[1:], np.asarray(q.reconstruction_offsets), rtol=1e-6)
-    np.testing.assert_allclose(offsets[0], -0.1, rtol=1e-5)  # one decade below: extrapolated like the gains
+    np.testing.assert_allclose(offsets[0], 0.1, rtol=1e-6)  # a new level: the nearest level's
     np.testing.assert_allclose(scales[1:], np.asarray(q.reconstruction_log_scales), rtol=1e-6)
     x = np.random.default_rng(4).random((1, 24, 16, 3)).astype("float32")
     a = np.asarray(model.encode_to_indices(x, 1))

@@ -26,10 +26,10 @@ trainable variable cannot be reassigned inside a JAX train step.
 
 With ``learned_reconstruction=True`` a code does not decode to its own value
 ``c`` but to ``(c - offset[q] * sign(c)) * exp(log_scale[q])``, per quality
-and channel: the best value to reconstruct is the mean of the latents that
-chose a code, which an entropy-constrained choice pulls toward zero (a
-latent just past a step keeps the cheaper, smaller code). Zero stays zero,
-and the choice of codes does not change.
+and channel, then divided by the gain: the best value to decode a code to is
+the mean of the latents that chose it, which need not be the lattice value
+(the latents' density falls away from zero, and the rate term moves the
+cells' edges). Zero stays zero, and the choice of codes does not change.
 """
 
 from __future__ import annotations

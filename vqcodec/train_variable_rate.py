@@ -83,10 +83,10 @@ def reconfigured(
     keeping what it has learned.
 
     A level whose lambda the model already has keeps its gains, code
-    distribution and learned reconstruction. A new level gets gains (and
-    reconstruction) interpolated (or extrapolated from the two nearest levels)
-    linearly in log lambda, and the code distribution of
-    the nearest level, which the refit at the start of training replaces.
+    distribution and learned reconstruction. A new level gets gains
+    interpolated (or extrapolated from the two nearest levels) linearly in log
+    lambda, and the code distribution (which the refit at the start of
+    training replaces) and learned reconstruction of the nearest level.
     More codes extend each codebook with the next lattice points (the old codes
     keep their indices) at a probability below every old code's.
     """
@@ -125,7 +125,7 @@ def reconfigured(
         t = 0.0 if a == b else (value - old[a]) / (old[b] - old[a])
         new_gains.append(gains[a] + t * (gains[b] - gains[a]))
         new_logits.append(logits[nearest[0]])
-        new_reconstruction.append([w[a] + t * (w[b] - w[a]) for w in reconstruction])
+        new_reconstruction.append([w[nearest[0]] for w in reconstruction])
     target.log_gains.assign(np.stack(new_gains))
     target.logits.assign(np.stack(new_logits))
     for variable, values in zip(target.reconstruction_weights(), zip(*new_reconstruction)):

@@ -18,7 +18,8 @@ OUT.log.csv; OUT gets the weights of the best mean PSNR so far.
 ``--reconstruction`` also learns, per level and channel, a shrink of the
 nonzero codes toward zero and a scale, saved beside OUT
 (OUT.reconstruction.npz; ``with_reconstruction.py`` puts them into a model
-with ``learned_reconstruction=True``). ``--extra-blocks N`` deepens the decoder by N
+with ``learned_reconstruction=True``); a MODEL that already has them trains
+its own, saved in OUT. ``--extra-blocks N`` deepens the decoder by N
 residual blocks after its last one, each starting as the identity (its
 second convolution zero) and trained at ``--extra-lr``.
 """
@@ -62,8 +63,9 @@ def validation_psnr(model, images, codes, latents_of) -> list[float]:
     return rows
 
 
-def deepen(model, count: int) -> list:
-    """Inserts ``count`` identity-initialised residual blocks after the decoder's last one; returns them."""
+def deepen(model, count: int) -> tuple:
+    """A copy of ``model`` with ``count`` identity-initialised residual blocks after the decoder's last one;
+    returns it and the blocks."""
     layers = list(model.decoder.layers)
     last = max(i for i, layer in enumerate(layers) if isinstance(layer, ResidualBlock))
     existing = sum(isinstance(layer, ResidualBlock) for layer in layers)
@@ -129,6 +131,7 @@ def main(argv: list[str]) -> int:
 
     quantizer, decoder = model.quantizer, model.decoder
 
+    own = quantizer.reconstruction_weights()  # a model with learned_reconstruction: lookup applies them
     levels_c = (levels, model.embedding_dim)
     shrink = tf.Variable(tf.zeros(levels_c), name="shrink")  # toward zero, in lattice steps
     log_scale = tf.Variable(tf.zeros(levels_c), name="log_scale")
@@ -137,7 +140,7 @@ def main(argv: list[str]) -> int:
         """Dequantised latents; with --reconstruction each level and channel also shrinks nonzero codes toward
         zero and rescales them (learned)."""
         latents = quantizer.lookup(idx, q)
-        if not args.reconstruction:
+        if not args.reconstruction or own:
             return latents
         gains = tf.exp(tf.gather(quantizer.log_gains, q))[:, None, None, :]
         d = tf.gather(shrink, q)[:, None, None, :]
@@ -165,7 +168,7 @@ def main(argv: list[str]) -> int:
     added = [w for block in blocks for w in block.trainable_weights]
     variables = [w for w in decoder.trainable_weights if not any(w is v for v in added)]
     added_optimizer = keras.optimizers.Adam(args.extra_lr)
-    extra = [shrink, log_scale]
+    extra = own or [shrink, log_scale]
     extra_optimizer = keras.optimizers.Adam(args.reconstruction_lr)
 
     @tf.function
@@ -211,7 +214,7 @@ def main(argv: list[str]) -> int:
                 if mean > best:
                     best = mean
                     model.save(out)
-                    if args.reconstruction:
+                    if args.reconstruction and not own:
                         learned = {"shrink": shrink.numpy(), "log_scale": log_scale.numpy()}
                         np.savez(out.with_suffix(".reconstruction.npz"), **learned)
     print(f"best validation mean PSNR {best:.4f} dB (start {np.mean(before):.4f})", flush=True)

@@ -25,6 +25,8 @@ from vqcodec.train_variable_rate import validation_images
 def main(argv: list[str]) -> int:
     model = keras.saving.load_model(argv[0])
     coder = model.context_model()
+    if coder is None:
+        sys.exit(f"{argv[0]} has no coding tables: fit them with --evaluate-only first")
     images = validation_images(find_images(argv[1])[-2:])
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
     print("level | bpp (ideal) | codes escaped | bits in escapes | of which log2 K | distance entropy (bits)")

@@ -20,6 +20,8 @@ import vqcodec.variable_rate_model  # noqa: F401  (registers the model class for
 def main(argv: list[str]) -> int:
     source, learned, output = argv
     model = keras.saving.load_model(source)
+    if model.quantizer.learned_reconstruction:
+        sys.exit(f"{source} already has a learned reconstruction (decoder_finetune.py trained it in place)")
     config = model.get_config()
     for key in ("name", "trainable", "dtype"):
         config.pop(key, None)
