@@ -353,6 +353,12 @@ def test_reconfigured_keeps_the_learned_reconstruction():
     x = np.random.default_rng(4).random((1, 24, 16, 3)).astype("float32")
     a = np.asarray(model.encode_to_indices(x, 1))
     np.testing.assert_allclose(np.asarray(copy.decode_from_indices(a, 2)), np.asarray(model.decode_from_indices(a, 1)), atol=1e-6)
+    # Switched on for a model without it: each code decodes to its own value, as before.
+    plain = _tiny_model(seed=4, code_dim=1, learn_codebooks=False)
+    switched = reconfigured(plain, learned_reconstruction=True)
+    assert switched.quantizer.learned_reconstruction and not plain.quantizer.learned_reconstruction
+    a = np.asarray(plain.encode_to_indices(x, 1))
+    np.testing.assert_array_equal(np.asarray(switched.decode_from_indices(a, 1)), np.asarray(plain.decode_from_indices(a, 1)))
 
 
 @pytest.mark.parametrize("rate_weight", [0.25, 1.0])

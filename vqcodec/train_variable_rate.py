@@ -78,9 +78,10 @@ def reconfigured(
     rate_weight: float | None = None,
     num_embeddings: int | None = None,
     level_weight_power: float | None = None,
+    learned_reconstruction: bool | None = None,
 ) -> VariableRateVQVAE:
-    """A copy of ``model`` with another quality ladder, assignment rate weight, level weighting or more codes,
-    keeping what it has learned.
+    """A copy of ``model`` with another quality ladder, assignment rate weight, level weighting, more codes or
+    a learned reconstruction, keeping what it has learned (not the coding tables: fit them again).
 
     A level whose lambda the model already has keeps its gains, code
     distribution and learned reconstruction. A new level gets gains
@@ -88,7 +89,8 @@ def reconfigured(
     lambda, and the code distribution (which the refit at the start of
     training replaces) and learned reconstruction of the nearest level.
     More codes extend each codebook with the next lattice points (the old codes
-    keep their indices) at a probability below every old code's.
+    keep their indices) at a probability below every old code's. A learned
+    reconstruction switched on starts as each code's own value.
     """
     config = model.get_config()
     old = np.log(np.asarray(model.lambdas))
@@ -98,6 +100,8 @@ def reconfigured(
         config["rate_weight"] = float(rate_weight)
     if level_weight_power is not None:
         config["level_weight_power"] = float(level_weight_power)
+    if learned_reconstruction is not None:
+        config["learned_reconstruction"] = bool(learned_reconstruction)
     old_k = model.num_embeddings
     if num_embeddings is not None:
         if num_embeddings < old_k:

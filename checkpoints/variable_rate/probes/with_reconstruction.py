@@ -14,7 +14,7 @@ import sys
 import keras
 import numpy as np
 
-import vqcodec.variable_rate_model  # noqa: F401  (registers the model class for loading)
+from vqcodec.train_variable_rate import reconfigured
 
 
 def main(argv: list[str]) -> int:
@@ -22,21 +22,11 @@ def main(argv: list[str]) -> int:
     model = keras.saving.load_model(source)
     if model.quantizer.learned_reconstruction:
         sys.exit(f"{source} already has a learned reconstruction (decoder_finetune.py trained it in place)")
-    config = model.get_config()
-    for key in ("name", "trainable", "dtype"):
-        config.pop(key, None)
-    config.update(encoder=model.encoder, decoder=model.decoder, learned_reconstruction=True)
-    out = type(model)(**config, name=model.name)
-    out.build((None, None, None, 3))
-    plain = {w.path.split("/")[-1]: w for w in model.quantizer.weights}
-    for w in out.quantizer.weights:
-        name = w.path.split("/")[-1]
-        if name in plain:
-            w.assign(plain[name])
+    out = reconfigured(model, learned_reconstruction=True)
     with np.load(learned) as values:
         out.quantizer.reconstruction_offsets.assign(values["shrink"].astype(np.float32))
         out.quantizer.reconstruction_log_scales.assign(values["log_scale"].astype(np.float32))
-    out.set_coding_tables(model.coding_counts, model.coding_offsets)
+    out.set_coding_tables(model.coding_counts, model.coding_offsets)  # the codes do not change, so they still fit
     out.save(output)
     print(f"{output}: {source} with the learned reconstruction of {learned}")
     return 0
