@@ -117,12 +117,12 @@ def test_files_of_another_model_family_or_level_are_refused(model, tiny_model_pa
         codec.decompress(data, tiny_model_path)
     header, payload, alpha = bitstream.unpack(data)
     old_header, old_payload, _ = bitstream.unpack(residual)
-    # The defaults of earlier releases: a residual model (0.1) and variable-rate ones (0.2, 0.3, 0.4, 0.5).
+    # The defaults of earlier releases: a residual model (0.1) and variable-rate ones (0.2 … 0.6).
     retired = dataclasses.replace(old_header, model_fingerprint=bytes.fromhex("5e6f14bca9104e3d"))
     with pytest.raises(bitstream.ModelMismatchError, match=r"default model of vqcodec 0\.1; .*pip install 'vqcodec==0\.1\.\*'"):
         codec.decompress(bitstream.pack(retired, old_payload), model)
     retired_releases = (("d1f617132dc70358", "0.2"), ("7f49f6a98e4d6b1b", "0.3"), ("d9bea797d0be4611", "0.4"),
-                        ("f411c3f2f02b369e", "0.5"))
+                        ("f411c3f2f02b369e", "0.5"), ("b508fca3b8da545d", "0.6"))
     for fingerprint, release in retired_releases:
         retired = dataclasses.replace(header, model_fingerprint=bytes.fromhex(fingerprint))
         with pytest.raises(bitstream.ModelMismatchError, match=rf"default model of vqcodec {release}; .*pip install 'vqcodec=={release}\.\*'"):

@@ -341,13 +341,13 @@ def test_shipped_model_loads_with_the_same_variables_and_indices():
     digest = hashlib.sha256()
     for v in model.weights:
         digest.update(np.ascontiguousarray(npy(v)).tobytes())
-    assert digest.hexdigest()[:16] == "53c5f07e5ce5ff0e"
+    assert digest.hexdigest()[:16] == "c2d645fa02f6fa45"
     here = Path(__file__).resolve().parent
     expected = np.load(here / "data" / "default_model_endeavour_q75_indices.npy")
     sample = here.parent / "vqcodec" / "samples" / "endeavour.png"
     indices = codec.indices_of(sample, 75, model)  # (h, w, channels) at the default level
     assert indices.shape == expected.shape
-    # Float argmin may flip on near-ties on another CPU (Keras against the export: 9 of 9.4 M codes on Kodak):
+    # Float argmin may flip on near-ties on another CPU (Keras against the export: 12 of 9.4 M codes on Kodak):
     # allow a few, far fewer than a changed model or code choice moves (the coder-priced choice moved 1.5%).
     assert np.mean(indices != expected) <= 0.005
 

@@ -82,7 +82,7 @@ _DEFAULT_MODEL = "default.keras"
 #: Fingerprints of earlier shipped default models, and the vqcodec release that decodes their files.
 RETIRED_DEFAULTS = {
     "5e6f14bca9104e3d": "0.1", "d1f617132dc70358": "0.2", "7f49f6a98e4d6b1b": "0.3", "d9bea797d0be4611": "0.4",
-    "f411c3f2f02b369e": "0.5",
+    "f411c3f2f02b369e": "0.5", "b508fca3b8da545d": "0.6",
 }
 
 # -- models ------------------------------------------------------------------------
