@@ -17,8 +17,8 @@ def curve(path):
 
 
 rt, qt = curve(sys.argv[1])
-# vqcodec-0.1 … 0.5: the earlier default models (their benchmarks.rd results, kept when the default changed)
-anchors = {name: f"benchmarks/results/kodak/{name}.json" for name in ("jpeg", "webp", "avif", "vqcodec-0.1", "vqcodec-0.2", "vqcodec-0.3", "vqcodec-0.4", "vqcodec-0.5")}
+# vqcodec-0.1 … 0.6: the earlier default models (their benchmarks.rd results, kept when the default changed)
+anchors = {name: f"benchmarks/results/kodak/{name}.json" for name in ("jpeg", "webp", "avif", "vqcodec-0.1", "vqcodec-0.2", "vqcodec-0.3", "vqcodec-0.4", "vqcodec-0.5", "vqcodec-0.6")}
 anchors.update({path: path for path in sys.argv[2:]})
 for name, path in anchors.items():
     ra, qa = curve(path)
