@@ -34,8 +34,8 @@ def main(argv: list[str]) -> int:
         sys.exit(f"{argv[0]} has no coding tables: fit them with --evaluate-only first")
     images = validation_images(find_images(argv[1])[-2:])
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
-    logits = keras.ops.convert_to_numpy(model.quantizer.logits).astype(np.float64)  # (Q, G, K)
-    log_probs = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    # (Q, G, K): the distribution the quantiser's training prices codes with
+    log_probs = keras.ops.convert_to_numpy(keras.ops.log_softmax(model.quantizer.logits, axis=-1)).astype(np.float64)
     print("level | training bpp | best context-free bpp | coder bpp | coder vs training | coder vs best context-free")
     for q in range(model.num_qualities):
         grids = [np.asarray(model.encode_to_indices(im[None].astype(np.float32) / 255.0, q))[0].astype(np.int64) for im in images]
