@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import CorruptDataError
 
-__all__ = ["ContextModel", "NUM_CONTEXTS", "BACKOFF"]
+__all__ = ["ContextModel", "NUM_CONTEXTS", "BACKOFF", "LEVEL_OF"]
 
 NUM_CONTEXTS = 16
 #: Weight, in counts, of a group's marginal distribution in each of its contexts' distributions.
@@ -53,7 +53,7 @@ def _constriction():
 
 
 #: Activity level of every possible ``local`` value (0..32: activity <= g at each of six counts).
-_LEVEL_OF = np.searchsorted(_ACTIVITY_EDGES, np.arange(33), side="right")
+LEVEL_OF = np.searchsorted(_ACTIVITY_EDGES, np.arange(33), side="right")
 
 
 def _neighbour_sum(values: np.ndarray) -> np.ndarray:
@@ -164,7 +164,7 @@ class ContextModel:
     def _levels(activity: np.ndarray, g: int) -> np.ndarray:
         """(h, w) activity levels 0..7 of group ``g``'s positions, from ``activity``: the (h, w) int32
         count of active indices in groups ``0 .. g - 1``."""
-        return _LEVEL_OF[(2 * activity + _neighbour_sum(activity)) * 32 // (6 * max(g, 1))]
+        return LEVEL_OF[(2 * activity + _neighbour_sum(activity)) * 32 // (6 * max(g, 1))]
 
     def _group_contexts(self, grid: np.ndarray, q: int, g: int, level: np.ndarray, anchors_done: bool,
                         board: _Checkerboard):

@@ -76,3 +76,23 @@ def test_needs_exactly_one_data_source(patches, tmp_path, capsys):
         with pytest.raises(SystemExit):
             tvr.main(argv + ["-o", str(tmp_path / "m.keras")])
         assert "give a data folder or --patches" in capsys.readouterr().err
+
+
+def test_trains_the_quantiser_alone_at_the_coders_price(patches, tmp_path):
+    first = tmp_path / "a" / "model.keras"
+    base = ["--patches", str(patches), "--codes", "16", "--fixed-lattice", "--lambdas", "0.01", "0.1"]
+    assert tvr.main(base + ["-o", str(first), "--steps", "2"] + SHORT) == 0
+    second = tmp_path / "b" / "model.keras"
+    argv = ["--patches", str(patches), "-o", str(second), "--resume", str(first), "--steps", "6", "--lr", "1e-2",
+            "--coder-rate", "--freeze", "encoder", "decoder"]
+    assert tvr.main(argv + SHORT) == 0
+    before, after = (keras.models.load_model(p, compile=False) for p in (first, second))
+    assert after.coder_rate and not before.coder_rate
+    for part in ("encoder", "decoder"):
+        for b, a in zip(getattr(before, part).weights, getattr(after, part).weights, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert getattr(after, part).trainable  # frozen for that run only
+    assert not np.allclose(np.asarray(after.quantizer.log_gains), np.asarray(before.quantizer.log_gains))
+    # The tables it trained with were fitted at the start (the exported weights drop them).
+    checkpoint = keras.models.load_model(second.with_suffix(".ckpt.keras"), compile=False)
+    assert checkpoint.context_model() is not None and after.context_model() is None

@@ -40,6 +40,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from bitstream.context_model import NUM_CONTEXTS
+from vqcodec.coder_price import coder_contexts
 from vqcodec.quantizer import first_argmin
 
 __all__ = ["EntropyConstrainedVQ", "lattice_codebook", "CANDIDATE_WINDOW"]
@@ -220,7 +222,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         """Whether codes are searched near each latent only (a fixed 1-D lattice, see :data:`WINDOW`)."""
         return self.code_dim == 1 and not self.learn_codebooks
 
-    def _window_assign(self, u, quality):
+    def _window_assign(self, u, quality, coder=None):
         """ECVQ over the lattice points near each scaled latent, and zero.
 
         ``u`` is (B, .., G, 1). Returns (indices (B, .., G) int32, chosen values
@@ -234,16 +236,41 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         (.., G, window) arrays, which dominate an exported encoder's quantiser.
         Zero is compared last, so on a tie the window's code wins, as it would
         as the first of equals.
+
+        ``coder`` (training only; ``u`` then (B, h, w, G, 1)): the entropy
+        coder's bits of every code in every context (``coder_price.code_bits``)
+        and each example's usual codes (B, G). The codes are then chosen again,
+        each priced in the context that the first choice gives it, and the rate
+        is the coder's; the learned distribution goes on learning the codes
+        chosen, at no cost in the loss.
         """
         x = u[..., 0]
-        low, high = -(self.num_embeddings // 2), (self.num_embeddings - 1) // 2
+        low = -(self.num_embeddings // 2)
         cost_table, bits_table, width = self._value_tables()
         centre, steps, values, distances = self._window(x)
         g = self.num_groups
         rank = len(x.shape)
         # the table position of value 0 for each example's quality and each group
-        origin = ops.reshape(ops.cast(quality, "int32") * (g * width), (-1,) + (1,) * (rank - 1))
-        origin = origin + ops.arange(g, dtype="int32") * width + (WINDOW - low) + ops.zeros_like(x, dtype="int32")
+        quality = ops.reshape(ops.cast(quality, "int32"), (-1,) + (1,) * (rank - 1))
+        group = ops.arange(g, dtype="int32") + ops.zeros_like(x, dtype="int32")
+        origin = (quality * g + group) * width + (WINDOW - low)
+        chosen, hard_bits, soft_bits = self._window_choice(x, centre, steps, values, distances, cost_table, bits_table, origin)
+        if coder is not None:
+            coder_bits, usual = coder
+            value_bits = self._by_value(ops.reshape(coder_bits, (-1, self.num_embeddings)))
+            contexts = coder_contexts(self._lattice_index(chosen), usual)
+            origin_in_context = ((quality * g + group) * NUM_CONTEXTS + contexts) * width + (WINDOW - low)
+            chosen, hard_bits, soft_bits = self._window_choice(
+                x, centre, steps, values, distances, self._costs(value_bits), ops.reshape(value_bits, (-1,)), origin_in_context
+            )
+            learned = ops.take(bits_table, ops.cast(chosen, "int32") + origin, axis=0)
+            hard_bits = hard_bits + learned - ops.stop_gradient(learned)
+        return self._lattice_index(chosen), chosen[..., None], hard_bits, soft_bits
+
+    def _window_choice(self, x, centre, steps, values, distances, cost_table, bits_table, origin):
+        """The choice among a window (and zero) priced by flat tables from ``origin``, the value-0 entry of each
+        position: (chosen values, their bits, the bits expected under the soft assignment), all (B, .., G)."""
+        low, high = -(self.num_embeddings // 2), (self.num_embeddings - 1) // 2
         window = (ops.cast(centre, "int32") + origin)[..., None] + steps
         cost = distances + ops.take(cost_table, window, axis=0)
         choice = first_argmin(cost, axis=-1)
@@ -262,7 +289,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         all_distances = ops.concatenate([distances, ops.square(x)[..., None]], axis=-1)
         soft = ops.softmax(ops.where(valid, -all_distances / self.temperature, -1e30), axis=-1)
         soft_bits = ops.sum(soft * ops.stop_gradient(bits), axis=-1)
-        return self._lattice_index(chosen), chosen[..., None], hard_bits, soft_bits
+        return chosen, hard_bits, soft_bits
 
     def _window(self, x, reach: int = WINDOW):
         """The lattice values within ``reach`` steps of each rounded scaled latent of ``x`` (B, .., G).
@@ -277,20 +304,33 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         return centre, steps, values, ops.square(x[..., None] - values)
 
     def _value_tables(self):
-        """Flat (cost, bits) tables over quality, group and value ``low - WINDOW .. high + WINDOW``; and that width.
+        """Flat (cost, bits) tables of the learned distributions over quality, group and value
+        ``low - WINDOW .. high + WINDOW``; and that width.
 
         Cost is ``rate_weight`` times the bits on the lattice and 1e30 off it;
         the bits carry the gradient to the logits (0 off the lattice).
         """
+        logits = ops.reshape(ops.convert_to_tensor(self.logits), (-1, self.num_embeddings))
+        bits = self._by_value(-ops.log_softmax(logits, axis=-1) / _LN2)
+        return self._costs(bits), ops.reshape(bits, (-1,)), bits.shape[-1]
+
+    def _value_axis(self):
+        """The code index of each value ``low - WINDOW .. high + WINDOW`` (0 off the lattice), and which are on it."""
         k = self.num_embeddings
         low, high = -(k // 2), (k - 1) // 2
         values = np.arange(low - WINDOW, high + WINDOW + 1)
         on_lattice = (values >= low) & (values <= high)
-        order = np.where(on_lattice, np.where(values < 0, -2 * values - 1, 2 * values), 0).astype("int32")
-        bits = ops.take(-ops.log_softmax(ops.convert_to_tensor(self.logits), axis=-1) / _LN2, order, axis=-1)
-        cost = ops.where(on_lattice, self.rate_weight * ops.stop_gradient(bits), 1e30)
-        bits = ops.where(on_lattice, bits, 0.0)
-        return ops.reshape(cost, (-1,)), ops.reshape(bits, (-1,)), len(values)
+        return np.where(on_lattice, np.where(values < 0, -2 * values - 1, 2 * values), 0).astype("int32"), on_lattice
+
+    def _by_value(self, bits):
+        """(N, K) bits in code order as (N, width) in value order (:meth:`_value_axis`), 0 off the lattice."""
+        order, on_lattice = self._value_axis()
+        return ops.where(on_lattice, ops.take(bits, order, axis=-1), 0.0)
+
+    def _costs(self, value_bits):
+        """Flat costs of value-ordered bits (:meth:`_by_value`): ``rate_weight`` times the bits, 1e30 off the lattice."""
+        _, on_lattice = self._value_axis()
+        return ops.reshape(ops.where(on_lattice, self.rate_weight * ops.stop_gradient(value_bits), 1e30), (-1,))
 
     @staticmethod
     def _lattice_index(values):
@@ -351,11 +391,15 @@ class EntropyConstrainedVQ(keras.layers.Layer):
 
     # -- training forward pass -------------------------------------------
 
-    def call(self, latents, quality, training=None):
+    def call(self, latents, quality, training=None, coder=None):
+        """``coder``: price the codes with the entropy coder's tables (see :meth:`_window_assign`; a fixed
+        lattice only)."""
         quality = self.quality_vector(latents, quality)
         u, gains = self._scaled_groups(latents, quality)
+        if coder is not None and not self.windowed:
+            raise ValueError("the coder's price needs the fixed 1-D lattice (learn_codebooks=False, code_dim=1)")
         if self.windowed:
-            _, chosen, hard_bits, soft_bits = self._window_assign(u, quality)
+            _, chosen, hard_bits, soft_bits = self._window_assign(u, quality, coder)
         else:
             bits = self._code_bits(quality, len(latents.shape))
             indices, distances = self._assign(u, ops.stop_gradient(bits))

@@ -279,6 +279,7 @@ def export_float32(model) -> VariableRateVQVAE:
     try:
         config = json.loads(json.dumps(model.get_config()).replace('"mixed_bfloat16"', '"float32"'))
         exported = VariableRateVQVAE.from_config(config)
+        exported.encoder.trainable = exported.decoder.trainable = True  # frozen for one run only
         exported.build((None, None, None, 3))
         for target, source in zip(exported.weights, model.weights, strict=True):
             target.assign(keras.ops.convert_to_numpy(source))
@@ -331,6 +332,60 @@ class _RefitCodeDistributions(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._refit()
+
+
+def _table_crops(images: list[np.ndarray], patch_size: int, seed: int) -> np.ndarray:
+    """What the coding tables are fitted on in training: :func:`fit_coding_tables`' crops of the training photos,
+    or as many positions' worth of pre-cut patches."""
+    if min(min(i.shape[:2]) for i in images) >= 256:
+        return random_crops(images, 2, 256, seed)
+    pick = np.random.default_rng(seed).permutation(len(images))[: 80 * (256 // patch_size) ** 2]
+    return np.stack([images[i] for i in np.sort(pick)])
+
+
+class _RefitCodingTables(keras.callbacks.Callback):
+    """For training at the coder's price: the coding tables fitted (if missing) at the start, and refitted to the
+    codes the codec would now choose after every ``every`` intervals (one round of :func:`fit_coding_tables`)."""
+
+    def __init__(self, crops: np.ndarray, every: int = 1, batch_size: int = 8):
+        super().__init__()
+        self.crops = crops.astype(np.float32) / 255.0
+        self.every = max(1, int(every))
+        self.batch_size = batch_size
+
+    def _grids(self) -> list[list[np.ndarray]]:
+        model = self.model
+        coder = model.context_model()
+        latents = [
+            model.encode(self.crops[i : i + self.batch_size]) for i in range(0, len(self.crops), self.batch_size)
+        ]
+        grids = []
+        for q in range(model.num_qualities):
+            if coder is None:
+                grids.append([g for z in latents for g in keras.ops.convert_to_numpy(model.quantizer.get_code_indices(z, q))])
+                continue
+            level = []
+            for z in latents:
+                candidates, distances = (keras.ops.convert_to_numpy(t) for t in model.quantizer.code_candidates(z, q))
+                level += [coder.choose(c, d, q, model.quantizer.rate_weight) for c, d in zip(candidates, distances)]
+            grids.append(level)
+        return grids
+
+    def _refit(self, rounds: int) -> None:
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        for _ in range(rounds):
+            fitted = ContextModel.fit(self._grids(), self.model.num_embeddings, self.model.table_width)
+            self.model.set_coding_tables(fitted.counts, fitted.offsets)
+
+    def on_train_begin(self, logs=None):
+        if self.model.context_model() is None:
+            self._refit(3)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._refit(1)
 
 
 class _Budget(keras.callbacks.Callback):
@@ -418,6 +473,19 @@ def main(argv: list[str] | None = None) -> int:
         "--resume",
         help="OUTPUT.ckpt.keras (with optimizer) or exported weights OUTPUT.keras (fresh optimizer from the step in OUTPUT.state.json)",
     )
+    p.add_argument(
+        "--coder-rate", action=argparse.BooleanOptionalAction,
+        help="price the codes in training with the entropy coder's tables in their contexts (new model: off; on "
+        "resume: changes the model's)",
+    )
+    p.add_argument(
+        "--table-refit-every", type=int, default=1, metavar="N",
+        help="with --coder-rate: refit the coding tables to the codes chosen now after every N intervals",
+    )
+    p.add_argument(
+        "--freeze", nargs="+", choices=["encoder", "decoder"], default=[],
+        help="keep these transforms fixed (fresh optimizer only); the quantiser always trains",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--refit-codes", action=argparse.BooleanOptionalAction, default=True,
@@ -489,6 +557,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{model.num_embeddings} codes, level weight power {model.level_weight_power}; fresh optimizer",
                 flush=True,
             )
+        if args.coder_rate is not None:
+            model.coder_rate = args.coder_rate
+        if args.freeze and getattr(model, "optimizer", None) is not None:
+            p.error("--freeze needs a fresh optimizer: resume from the exported weights (OUTPUT.keras), not the .ckpt.keras")
+        for name in args.freeze:
+            getattr(model, name).trainable = False
         if getattr(model, "optimizer", None) is None:
             offset = int(state.get("step", 0))
             model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps, offset=offset), clipnorm=1.0))
@@ -503,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
             learn_codebooks=not args.fixed_lattice, level_weight_power=args.level_weight_power or 0.0,
             seed=args.seed, warm_start=args.warm_start,
         )
+        model.coder_rate = bool(args.coder_rate)
+        for name in args.freeze:
+            getattr(model, name).trainable = False
         model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps), clipnorm=1.0))
     done = _global_step(model, offset)
     print(f"model: {model.count_params():,} parameters; at step {done}", flush=True)
@@ -521,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             SetDatasetEpoch(dataset),
             _ReviveDeadCodes(args.revive_every),
             *([_RefitCodeDistributions(random_crops(images[:40], 1, args.patch_size, args.seed))] if args.refit_codes else []),
+            *([_RefitCodingTables(_table_crops(images, args.patch_size, args.seed), args.table_refit_every)] if model.coder_rate else []),
             keras.callbacks.CSVLogger(str(output.with_suffix(".log.csv")), append=True),
             _Checkpoint(output, ["python", "-m", "vqcodec.train_variable_rate"] + list(argv if argv is not None else sys.argv[1:]), offset),
             _Budget(args.minutes, args.until_step, offset),

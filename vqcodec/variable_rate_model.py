@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from bitstream.context_model import NUM_CONTEXTS, ContextModel
+from vqcodec.coder_price import code_bits, usual_codes
 from vqcodec.ecvq import EntropyConstrainedVQ
 from vqcodec.model import build_transforms, deserialize_transforms, latent_region
 
@@ -43,6 +44,11 @@ class VariableRateVQVAE(keras.Model):
     over a window of ``table_width`` codes per quality and group, and the
     windows' first codes) are model state, so that weights and tables travel
     together in one ``.keras`` file; all zero until fitted.
+
+    ``coder_rate``: training prices the codes with those tables, each in the
+    context the coder will code it in (``vqcodec.coder_price``), instead of
+    with the quantiser's context-free learned distributions; the tables must
+    be fitted before training and refitted as the codes change.
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class VariableRateVQVAE(keras.Model):
         table_width: int = 128,
         level_weight_power: float = 0.0,
         learned_reconstruction: bool = False,
+        coder_rate: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
@@ -75,6 +82,7 @@ class VariableRateVQVAE(keras.Model):
         self.lambdas = tuple(float(v) for v in lambdas)
         self.stride = int(stride)
         self.level_weight_power = float(level_weight_power)
+        self.coder_rate = bool(coder_rate)
         self.seed = seed
         self.quantizer = EntropyConstrainedVQ(
             num_qualities=len(self.lambdas),
@@ -192,7 +200,13 @@ class VariableRateVQVAE(keras.Model):
                 raise ValueError("give a quality level for inference")
             quality = keras.random.randint((ops.shape(x)[0],), 0, self.num_qualities, seed=self.quality_seed)
         quality = self.quantizer.quality_vector(x, quality)
-        quantized, bits = self.quantizer(latents, quality=quality, training=training)
+        coder = None
+        if training and self.coder_rate:
+            coder = (
+                code_bits(self.coding_counts, self.coding_offsets, self.num_embeddings),
+                ops.take(usual_codes(self.coding_counts, self.coding_offsets), quality, axis=0),
+            )
+        quantized, bits = self.quantizer(latents, quality=quality, training=training, coder=coder)
         image = self.decode(quantized)
         if training:
             return {"image": image, "bits": bits, "quality": quality}
@@ -247,6 +261,7 @@ class VariableRateVQVAE(keras.Model):
             table_width=self.table_width,
             level_weight_power=self.level_weight_power,
             learned_reconstruction=q.learned_reconstruction,
+            coder_rate=self.coder_rate,
             seed=self.seed,
         )
         return config

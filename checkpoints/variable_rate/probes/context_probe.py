@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bitstream.context_model import BACKOFF, NUM_CONTEXTS, ContextModel, _LEVEL_OF, _neighbour_sum
+from bitstream.context_model import BACKOFF, NUM_CONTEXTS, ContextModel, LEVEL_OF, _neighbour_sum
 from vqcodec import codec
 from vqcodec.train_variable_rate import random_crops
 
@@ -40,7 +40,7 @@ def contexts(grid, usual, variant):
     mag = np.minimum(magnitude(grid), 3)
     for g in range(groups):
         local = (2 * activity + _neighbour_sum(activity)) * 32 // (6 * max(g, 1))
-        level = _LEVEL_OF[local]
+        level = LEVEL_OF[local]
         active = (grid[..., g] != usual[g]).astype(np.int64)
         n = _neighbour_sum(active * anchor)
         if variant == "shipped":
