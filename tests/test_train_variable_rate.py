@@ -78,9 +78,12 @@ def test_needs_exactly_one_data_source(patches, tmp_path, capsys):
         assert "give a data folder or --patches" in capsys.readouterr().err
 
 
-def test_trains_the_quantiser_alone_at_the_coders_price(patches, tmp_path):
+def test_trains_the_quantiser_alone_at_the_coders_price(patches, tmp_path, capsys):
     first = tmp_path / "a" / "model.keras"
     base = ["--patches", str(patches), "--codes", "16", "--fixed-lattice", "--lambdas", "0.01", "0.1"]
+    with pytest.raises(SystemExit):  # learned codebooks have no coder's price
+        tvr.main(base[:-4] + ["-o", str(first), "--steps", "2", "--coder-rate"] + SHORT)
+    assert "--coder-rate needs the fixed 1-D lattice" in capsys.readouterr().err
     assert tvr.main(base + ["-o", str(first), "--steps", "2"] + SHORT) == 0
     second = tmp_path / "b" / "model.keras"
     argv = ["--patches", str(patches), "-o", str(second), "--resume", str(first), "--steps", "6", "--lr", "1e-2",

@@ -339,7 +339,7 @@ def _table_crops(images: list[np.ndarray], patch_size: int, seed: int) -> np.nda
     or as many positions' worth of pre-cut patches."""
     if min(min(i.shape[:2]) for i in images) >= 256:
         return random_crops(images, 2, 256, seed)
-    pick = np.random.default_rng(seed).permutation(len(images))[: 80 * (256 // patch_size) ** 2]
+    pick = np.random.default_rng(seed).permutation(len(images))[: 80 * max(1, 256 // patch_size) ** 2]
     return np.stack([images[i] for i in np.sort(pick)])
 
 
@@ -581,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.freeze:
             getattr(model, name).trainable = False
         model.compile(optimizer=keras.optimizers.Adam(WarmCosine(args.lr, args.steps), clipnorm=1.0))
+    if model.coder_rate and not model.quantizer.windowed:
+        p.error("--coder-rate needs the fixed 1-D lattice (a model trained with --fixed-lattice)")
     done = _global_step(model, offset)
     print(f"model: {model.count_params():,} parameters; at step {done}", flush=True)
 
