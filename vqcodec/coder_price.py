@@ -21,6 +21,7 @@ from bitstream.context_model import BACKOFF, LEVEL_OF, NUM_CONTEXTS
 
 __all__ = ["code_bits", "usual_codes", "coder_contexts"]
 
+
 def code_bits(counts, offsets, num_codes: int):
     """Bits of every code in every context, float32 ``(Q, G, NUM_CONTEXTS, K)``, from the integer tables
     ``counts`` ``(Q, G, NUM_CONTEXTS, W + 1)`` and ``offsets`` ``(Q, G)``: a window code's own, an outside
