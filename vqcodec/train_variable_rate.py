@@ -30,7 +30,7 @@ from vqcodec.metrics import psnr
 from vqcodec.train import SetDatasetEpoch, atomic_save
 from vqcodec.variable_rate_model import DEFAULT_LAMBDAS, VariableRateVQVAE
 
-__all__ = ["build_variable_rate_model", "reconfigured", "validation_images", "fit_context_model", "evaluate", "main"]
+__all__ = ["build_variable_rate_model", "reconfigured", "validation_images", "fit_coding_tables", "refit_coding_tables", "evaluate", "main"]
 
 
 def build_variable_rate_model(
@@ -176,10 +176,20 @@ def fit_coding_tables(
     the tables settle on the codes the codec really codes (two refits: the
     third changed rates by under 0.1% on the validation photos).
     """
-    crops = random_crops(images, crops_per_image, crop, seed)
     model.set_coding_tables(np.zeros(model.coding_counts.shape, "int32"), np.zeros(model.coding_offsets.shape, "int32"))
+    return refit_coding_tables(model, random_crops(images, crops_per_image, crop, seed), rounds)
+
+
+def refit_coding_tables(model: VariableRateVQVAE, crops: np.ndarray, rounds: int = 1) -> ContextModel:
+    """``rounds`` rounds of fitting the coding tables to the codes of uint8 ``crops`` (N, h, w, 3) chosen with the
+    model's present tables (or, without any, its learned distribution); stores and returns the last. Each crop is
+    encoded once, alone (as the codec encodes an image)."""
+    latents = [model.encode(c[None].astype(np.float32) / 255.0) for c in crops]
     for _ in range(rounds):
-        grids = [[_indices(model, c, q) for c in crops] for q in range(model.num_qualities)]
+        grids = [
+            [np.asarray(keras.ops.convert_to_numpy(model.latents_to_indices(z, q))[0], np.int64) for z in latents]
+            for q in range(model.num_qualities)
+        ]
         fitted = ContextModel.fit(grids, model.num_embeddings, model.table_width)
         model.set_coding_tables(fitted.counts, fitted.offsets)
     return fitted
@@ -345,39 +355,18 @@ def _table_crops(images: list[np.ndarray], patch_size: int, seed: int) -> np.nda
 
 class _RefitCodingTables(keras.callbacks.Callback):
     """For training at the coder's price: the coding tables fitted (if missing) at the start, and refitted to the
-    codes the codec would now choose after every ``every`` intervals (one round of :func:`fit_coding_tables`)."""
+    codes the codec would now choose after every ``every`` intervals (one round of :func:`refit_coding_tables`)."""
 
-    def __init__(self, crops: np.ndarray, every: int = 1, batch_size: int = 8):
+    def __init__(self, crops: np.ndarray, every: int = 1):
         super().__init__()
-        self.crops = crops.astype(np.float32) / 255.0
+        self.crops = crops
         self.every = max(1, int(every))
-        self.batch_size = batch_size
-
-    def _grids(self) -> list[list[np.ndarray]]:
-        model = self.model
-        coder = model.context_model()
-        latents = [
-            model.encode(self.crops[i : i + self.batch_size]) for i in range(0, len(self.crops), self.batch_size)
-        ]
-        grids = []
-        for q in range(model.num_qualities):
-            if coder is None:
-                grids.append([g for z in latents for g in keras.ops.convert_to_numpy(model.quantizer.get_code_indices(z, q))])
-                continue
-            level = []
-            for z in latents:
-                candidates, distances = (keras.ops.convert_to_numpy(t) for t in model.quantizer.code_candidates(z, q))
-                level += [coder.choose(c, d, q, model.quantizer.rate_weight) for c, d in zip(candidates, distances)]
-            grids.append(level)
-        return grids
 
     def _refit(self, rounds: int) -> None:
         sync = getattr(self.model, "jax_state_sync", None)
         if sync is not None:
             sync()
-        for _ in range(rounds):
-            fitted = ContextModel.fit(self._grids(), self.model.num_embeddings, self.model.table_width)
-            self.model.set_coding_tables(fitted.counts, fitted.offsets)
+        refit_coding_tables(self.model, self.crops, rounds)
 
     def on_train_begin(self, logs=None):
         if self.model.context_model() is None:

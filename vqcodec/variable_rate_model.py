@@ -167,16 +167,23 @@ class VariableRateVQVAE(keras.Model):
     def encode_to_indices(self, x, quality: int, region=None):
         """Code indices of images ``x`` at ``quality``: int32 (B, h, w, G); ``region`` as in :func:`latent_region`.
 
+        The codes of their latents, chosen by :meth:`latents_to_indices`.
+        """
+        return self.latents_to_indices(latent_region(self.encode(x), region), quality)
+
+    def latents_to_indices(self, latents, quality: int):
+        """Code indices of latents (B, h, w, C) at ``quality``: int32 (B, h, w, G).
+
         With fitted coding tables each code is priced by the entropy coder
         itself, in the context it will be coded in (:meth:`ContextModel.choose`
-        over :meth:`encode_to_candidates`; numpy, eager): the codes cost what
+        over the quantiser's candidates; numpy, eager): the codes cost what
         the search assumed. Without them the quantiser's own learned
         distribution prices them (traceable).
         """
         coder = self.context_model()
         if coder is None:
-            return self.quantizer.get_code_indices(latent_region(self.encode(x), region), quality)
-        candidates, distances = (ops.convert_to_numpy(t) for t in self.encode_to_candidates(x, quality, region))
+            return self.quantizer.get_code_indices(latents, quality)
+        candidates, distances = (ops.convert_to_numpy(t) for t in self.quantizer.code_candidates(latents, quality))
         levels = np.broadcast_to(np.asarray(quality, np.int64), candidates.shape[:1])
         return np.stack([
             coder.choose(c, d, int(q), self.quantizer.rate_weight) for c, d, q in zip(candidates, distances, levels)
