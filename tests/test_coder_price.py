@@ -79,11 +79,7 @@ def test_training_at_the_coders_price_charges_what_the_coder_spends():
     model, x, fitted = _model_with_tables()
     quality = np.array([0, 1, 1, 0], "int32")
     latents = model.encode(x)
-    coder = (
-        code_bits(model.coding_counts, model.coding_offsets, 9),
-        ops.take(usual_codes(model.coding_counts, model.coding_offsets), quality, axis=0),
-    )
-    _, priced = model.quantizer(latents, quality=quality, training=True, coder=coder)
+    _, priced = model.quantizer(latents, quality=quality, training=True, coder=model.coder_price(quality))
     _, learned = model.quantizer(latents, quality=quality, training=True)
     spent = [fitted.cross_entropy_bits(np.asarray(model.encode_to_indices(x[i : i + 1], int(q)))[0], int(q))
              for i, q in enumerate(quality)]
@@ -99,11 +95,7 @@ def test_the_coders_price_trains_the_encoder_side_and_the_learned_distribution()
     latents = tf.Variable(ops.convert_to_numpy(model.encode(x)))
     layer = model.quantizer
     with tf.GradientTape() as tape:
-        coder = (
-            code_bits(model.coding_counts, model.coding_offsets, 9),
-            ops.take(usual_codes(model.coding_counts, model.coding_offsets), quality, axis=0),
-        )
-        _, bits = layer(latents, quality=quality, training=True, coder=coder)
+        _, bits = layer(latents, quality=quality, training=True, coder=model.coder_price(quality))
         rate = tf.reduce_sum(bits)
     grads = [tf.convert_to_tensor(g) for g in tape.gradient(rate, [layer.logits, layer.log_gains, latents])]
     assert all(np.abs(g.numpy()).sum() > 0 for g in grads)

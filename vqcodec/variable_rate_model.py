@@ -140,6 +140,14 @@ class VariableRateVQVAE(keras.Model):
             cached = self._coder = (counts, offsets, ContextModel.stored(counts, offsets, self.num_embeddings))
         return cached[2]
 
+    def coder_price(self, quality):
+        """The entropy coder's price for a training step at ``quality`` (B,): the bits of every code in every
+        context at every level, and each example's usual codes (B, G) (``vqcodec.coder_price``; traceable)."""
+        return (
+            code_bits(self.coding_counts, self.coding_offsets, self.num_embeddings),
+            ops.take(usual_codes(self.coding_counts, self.coding_offsets), quality, axis=0),
+        )
+
     def decoding_weights(self) -> list:
         """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
 
@@ -207,12 +215,7 @@ class VariableRateVQVAE(keras.Model):
                 raise ValueError("give a quality level for inference")
             quality = keras.random.randint((ops.shape(x)[0],), 0, self.num_qualities, seed=self.quality_seed)
         quality = self.quantizer.quality_vector(x, quality)
-        coder = None
-        if training and self.coder_rate:
-            coder = (
-                code_bits(self.coding_counts, self.coding_offsets, self.num_embeddings),
-                ops.take(usual_codes(self.coding_counts, self.coding_offsets), quality, axis=0),
-            )
+        coder = self.coder_price(quality) if training and self.coder_rate else None
         quantized, bits = self.quantizer(latents, quality=quality, training=training, coder=coder)
         image = self.decode(quantized)
         if training:
