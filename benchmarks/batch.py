@@ -168,7 +168,7 @@ def main(argv=None) -> int:
             notice(f"{data}: jobs {j or 'default'}")
             runs.append({"folder": data.name, **folder_run(data, j, args.model, tmp)})
         if args.large_mp > 0:
-            from vqcodec.batch import default_jobs
+            from vqcodec.codec.batch import default_jobs
 
             count = args.large_count or default_jobs(len(images))
             large = tmp / "large"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vqcodec.metrics import psnr  # noqa: F401  (re-exported for the benchmarks)
+from vqcodec.metrics import bpp, psnr  # noqa: F401  (re-exported for the benchmarks)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 
@@ -41,11 +41,6 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
 
 def to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def bpp(num_bytes: int, height: int, width: int) -> float:
-    """Bits per pixel of a whole file of ``num_bytes`` for an ``height`` x ``width`` original."""
-    return num_bytes * 8.0 / (height * width)
 
 
 def ms_ssim_settings(height: int, width: int) -> tuple[tuple[float, ...], int]:

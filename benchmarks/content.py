@@ -37,8 +37,9 @@ def lossless_sizes(img: Image.Image) -> dict:
 
 def measure(path: Path, model, quality: int | None) -> dict:
     import bitstream
-    from vqcodec import codec, lossless
-    from vqcodec.images import load_image
+    from vqcodec import codec
+from vqcodec.codec import lossless
+    from vqcodec.codec.images import load_image
     from vqcodec.metrics import psnr
 
     img = load_image(path)

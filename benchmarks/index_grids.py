@@ -19,7 +19,7 @@ CROP = 512
 
 def grids_of(model, images: list[np.ndarray], scales: tuple[float, ...]) -> np.ndarray:
     """(n, S, CROP/8, CROP/8) all-stage indices of centre crops of ``images`` at ``scales``."""
-    from vqcodec.data import build_pyramid, center_crop_multiple
+    from vqcodec.train.data import build_pyramid, center_crop_multiple
     from vqcodec.train import stage_indices
 
     grids = []
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import vqcodec
-    from vqcodec.data import find_images, load_rgb
+    from vqcodec.train.data import find_images, load_rgb
 
     model = vqcodec.load_model(args.model)
     train_files = find_images(args.train)

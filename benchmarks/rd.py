@@ -102,7 +102,7 @@ def measure(images: list[Path], runners: list[_Runner]) -> dict:
                                        f"expected {ref.shape}")
                 value, scales = ms_ssim(ref, decoded)
                 out[r.key]["scales"].add(scales)
-                rows["bpp"].append(bpp(len(data), h, w))
+                rows["bpp"].append(bpp(len(data), w, h))
                 rows["psnr-rgb"].append(psnr(ref, decoded))
                 rows["ms-ssim"].append(value)
                 bar.update(1, f"{path.name} {r.key} {setting}")

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
         img = to_array(load_rgb(Path(args.data) / name))
         for q, bpp_then, psnr_then in zip(qualities, stored[name]["bpp"], stored[name]["psnr-rgb"], strict=True):
             data = vqcodec.compress(img, q)
-            worst_bpp = max(worst_bpp, abs(bpp(len(data), *img.shape[:2]) - bpp_then))
+            worst_bpp = max(worst_bpp, abs(bpp(len(data), img.shape[1], img.shape[0]) - bpp_then))
             worst_psnr = max(worst_psnr, abs(psnr(img, to_array(vqcodec.decompress(data))) - psnr_then))
             count += 1
     print(f"largest difference from {args.results} over {count} files: {worst_bpp:.6f} bpp, {worst_psnr:.4f} dB")

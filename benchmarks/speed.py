@@ -97,7 +97,7 @@ def match_quality(codec, image: Image.Image, target_bpp: float, cache: dict) -> 
 
     def rate(q):
         if q not in cache:
-            cache[q] = bpp(len(codec.encode(image, q)), h, w)
+            cache[q] = bpp(len(codec.encode(image, q)), w, h)
         return cache[q]
 
     lo, hi = codec.search_range
@@ -402,7 +402,7 @@ def main(argv=None) -> int:
         for i, lvl in enumerate(level_ids):
             if codec is not None:
                 rec = time_ours(codec, image, lvl, args.repeat)
-                rec.update(image=path.name, pixels=w * h, bpp=bpp(rec["bytes"], h, w), quality=lvl)
+                rec.update(image=path.name, pixels=w * h, bpp=bpp(rec["bytes"], w, h), quality=lvl)
                 per_level[lvl].setdefault(ours.KEY, []).append(rec)
                 target = rec["bpp"]
                 bar.update(1, f"{path.name} {ours.KEY} {lvl}")
@@ -411,7 +411,7 @@ def main(argv=None) -> int:
             for c in pillow:
                 q, _ = match_quality(c, image, target, caches.setdefault((c.key, path), {}))
                 rec = time_pillow(c, image, q, args.repeat)
-                rec.update(image=path.name, pixels=w * h, bpp=bpp(rec["bytes"], h, w), quality=q, target_bpp=target)
+                rec.update(image=path.name, pixels=w * h, bpp=bpp(rec["bytes"], w, h), quality=q, target_bpp=target)
                 per_level[lvl].setdefault(c.key, []).append(rec)
                 bar.update(1, f"{path.name} {c.key} {lvl}")
     bar.close()

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     keras.config.set_dtype_policy(args.policy)
-    from vqcodec.train_variable_rate import build_variable_rate_model
+    from vqcodec.train.trainer import build_variable_rate_model
 
     model = build_variable_rate_model(seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile={"auto": "auto", "on": True, "off": False}[args.jit])

@@ -1,4 +1,4 @@
-"""vqcodec bitstream: entropy coding of VQ index grids and the .vqc container.
+"""vqcodec bitstream: the .vqc container and the entropy coding of index grids (the context model).
 
 Imports only numpy, constriction (lazily) and the standard library.
 See FORMAT.md for the byte-level specification.
@@ -15,12 +15,10 @@ from .errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
-from .residual_context_model import CodingTables, decode_indices, encode_indices
+from .context_model import ContextModel
 
 __all__ = [
-    "CodingTables",
-    "encode_indices",
-    "decode_indices",
+    "ContextModel",
     "Header",
     "pack",
     "unpack",

@@ -15,7 +15,9 @@ import pytest
 from PIL import Image
 
 import bitstream
-from vqcodec import batch, cli, codec
+from vqcodec import cli
+from vqcodec import codec
+from vqcodec.codec import batch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,7 +115,7 @@ def test_a_killed_run_resumes(tree, tmp_path, tiny_model_path, capsys):
     script = textwrap.dedent(
         f"""
         import os, signal
-        from vqcodec import batch
+        from vqcodec.codec import batch
         plan = batch.plan_folder({str(tree)!r}, {str(out)!r}, "compress")
         for n, outcome in enumerate(batch.compress_files(plan.tasks, model={tiny_model_path!r}, jobs=1), 1):
             assert outcome.status == "done", outcome

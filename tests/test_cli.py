@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 import bitstream
-from vqcodec import cli, codec
+from vqcodec import cli
+from vqcodec import codec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -479,7 +480,7 @@ def test_argument_errors_do_not_start_the_backend(folder, tiny_model_path):
 
 def test_list_mode_reports_files_in_the_order_named():
     """Workers finish in any order; the per-file lines follow the command line."""
-    from vqcodec.batch import Outcome, Task
+    from vqcodec.codec.batch import Outcome, Task
 
     tasks = [Task(Path(f"{n}.png"), Path(f"{n}.vqc")) for n in "abcd"]
     # copies, as they come back pickled from worker processes, finishing last-first

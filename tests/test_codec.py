@@ -239,7 +239,7 @@ def test_grey_is_coded_as_grey(model):
 
 
 def test_sixteen_bit_scaling():
-    from vqcodec.images import to_coded_mode
+    from vqcodec.codec.images import to_coded_mode
 
     img = Image.fromarray(np.array([[0, 257, 32896, 65535]], np.uint16))
     assert img.mode == "I;16"
@@ -422,7 +422,7 @@ def _frames(n, size=(16, 8)):
 
 
 def test_multi_frame_input_warns(model, tmp_path):
-    from vqcodec.images import MultiFrameWarning
+    from vqcodec.codec.images import MultiFrameWarning
 
     gif = tmp_path / "photo.gif"
     frames = _frames(3)

@@ -11,8 +11,8 @@ import pytest
 import bitstream
 from bitstream.context_model import ContextModel
 from vqcodec import codec
-from vqcodec.architecture import build_decoder, build_encoder
-from vqcodec.variable_rate_model import VariableRateVQVAE
+from vqcodec.model.transforms import build_decoder, build_encoder
+from vqcodec.model.variable_rate import VariableRateVQVAE
 
 
 def _smooth(h, w, seed=0):
@@ -136,8 +136,8 @@ def test_the_export_codes_like_keras_at_every_level(model_path, tmp_path):
     """The ONNX export (level as a graph input): same fingerprint, levels and tables; files cross-decode."""
     import shutil
 
-    from vqcodec.export import export_model
-    from vqcodec.runtime import ExportedVariableRateModel
+    from vqcodec.runtime.export import export_model
+    from vqcodec.runtime.onnx_model import ExportedVariableRateModel
 
     path = tmp_path / "ecvq.keras"
     shutil.copy(model_path, path)
@@ -163,9 +163,9 @@ def test_a_model_without_tables_says_how_to_fit_them(tmp_path):
     keras.utils.set_random_seed(0)
     bare = VariableRateVQVAE(build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=16, embedding_dim=4,
                              lambdas=(0.01, 0.1), learn_codebooks=False)
-    with pytest.raises(ValueError, match="no entropy-coding tables; fit them with python -m vqcodec.train_variable_rate"):
+    with pytest.raises(ValueError, match="no entropy-coding tables; fit them with python -m vqcodec.train.trainer"):
         codec.compress(_smooth(16, 16), 1, bare, lossless=False)
-    from vqcodec.export import export_model
+    from vqcodec.runtime.export import export_model
 
     bare.save(tmp_path / "bare.keras")
     with pytest.raises(ValueError, match="no entropy-coding tables: fit them first"):  # its encoder needs them

@@ -1,4 +1,4 @@
-"""vqcodec.coder_price: the coder's contexts and bits in keras.ops, rule for rule those of bitstream.context_model."""
+"""vqcodec.model.coder_price: the coder's contexts and bits in keras.ops, rule for rule those of bitstream.context_model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from keras import ops
 
 from bitstream.context_model import NUM_CONTEXTS, ContextModel
-from vqcodec.coder_price import code_bits, coder_contexts, usual_codes
+from vqcodec.model.coder_price import code_bits, coder_contexts, usual_codes
 
 
 def _grids(rng: np.random.Generator, count: int, shape=(9, 11, 5), codes: int = 12) -> list[np.ndarray]:
@@ -58,8 +58,8 @@ def test_bits_are_the_coders_and_sum_to_its_cross_entropy():
 def _model_with_tables():
     import keras
 
-    from vqcodec.architecture import build_decoder, build_encoder
-    from vqcodec.variable_rate_model import VariableRateVQVAE
+    from vqcodec.model.transforms import build_decoder, build_encoder
+    from vqcodec.model.variable_rate import VariableRateVQVAE
 
     keras.utils.set_random_seed(0)
     model = VariableRateVQVAE(

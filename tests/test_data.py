@@ -1,4 +1,4 @@
-"""vqcodec.data: image discovery, the in-memory crop pipeline, pre-cut patches."""
+"""vqcodec.train.data: image discovery, the in-memory crop pipeline, pre-cut patches."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vqcodec.architecture import build_decoder, build_encoder
-from vqcodec.ecvq import CANDIDATE_WINDOW, EntropyConstrainedVQ, lattice_codebook
-from vqcodec.variable_rate_model import VariableRateVQVAE
+from vqcodec.model.transforms import build_decoder, build_encoder
+from vqcodec.model.ecvq import CANDIDATE_WINDOW, EntropyConstrainedVQ, lattice_codebook
+from vqcodec.model.variable_rate import VariableRateVQVAE
 
 
 def _scalar_quantizer(rate_weight: float) -> EntropyConstrainedVQ:
@@ -310,7 +310,7 @@ def test_level_weights_scale_each_level_s_lagrangian():
 
 
 def test_reconfigured_keeps_learned_levels_and_extends_the_ladder():
-    from vqcodec.train_variable_rate import reconfigured
+    from vqcodec.train.trainer import reconfigured
 
     model = _tiny_model(seed=4, lambdas=(0.01, 0.1))
     model.build((None, None, None, 3))
@@ -337,7 +337,7 @@ def test_reconfigured_keeps_learned_levels_and_extends_the_ladder():
 
 
 def test_reconfigured_keeps_the_learned_reconstruction():
-    from vqcodec.train_variable_rate import reconfigured
+    from vqcodec.train.trainer import reconfigured
 
     model = _tiny_model(seed=4, code_dim=1, learn_codebooks=False, learned_reconstruction=True)
     model.build((None, None, None, 3))

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from vqcodec.layers import GDN, ResidualBlock
+from vqcodec.model.layers import GDN, ResidualBlock
 
 npy = keras.ops.convert_to_numpy
 SHAPE = (2, 6, 5, 4)  # batch, height, width, channels

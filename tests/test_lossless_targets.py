@@ -11,7 +11,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 import bitstream
-from vqcodec import cli, codec, lossless
+from vqcodec import cli
+from vqcodec import codec
+from vqcodec.codec import lossless
 from vqcodec.metrics import psnr
 
 SAMPLE = files("vqcodec") / "samples" / "endeavour.png"
@@ -220,7 +222,7 @@ def test_info_names_the_payload_kind(model, tmp_path, capsys):
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
 def test_lossless_round_trips_every_coded_mode_exactly(model, mode):
-    from vqcodec.images import to_coded_mode
+    from vqcodec.codec.images import to_coded_mode
 
     rng = np.random.default_rng(3)
     base = Image.fromarray(rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), "RGBA")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import vqcodec
-from vqcodec.model import VQVAEModel
-from vqcodec.quantizer import ResidualVectorQuantizer, VectorQuantizer
+from vqcodec.model.vqvae import VQVAEModel
+from vqcodec.model.quantizer import ResidualVectorQuantizer, VectorQuantizer
 
 EMBEDDING_DIM = 3
 npy = keras.ops.convert_to_numpy
@@ -330,7 +330,7 @@ def test_shipped_model_loads_with_the_same_variables_and_indices():
     from pathlib import Path
 
     from vqcodec import codec
-    from vqcodec.variable_rate_model import VariableRateVQVAE
+    from vqcodec.model.variable_rate import VariableRateVQVAE
 
     model = keras.models.load_model(codec.default_model_path(), compile=False)  # not the codec's shared copy
     assert isinstance(model, VariableRateVQVAE)

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from vqcodec.onnx_graph import subpixel_conv_transposes
+from vqcodec.runtime.onnx_graph import subpixel_conv_transposes
 
 
 def _conv_transpose_model(c_in: int, c_out: int, kernel: int, stride: int, bias: bool, seed: int = 0):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vqcodec.quantizer import ResidualVectorQuantizer, VectorQuantizer
+from vqcodec.model.quantizer import ResidualVectorQuantizer, VectorQuantizer
 
 npy = keras.ops.convert_to_numpy
 # Keras variables' __array__ lacks numpy 2's copy keyword: harmless noise.

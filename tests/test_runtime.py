@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from vqcodec import codec
-from vqcodec.export import export_model
-from vqcodec.runtime import ExportedModel, StaleExportError, export_paths, has_export
+from vqcodec.runtime.export import export_model
+from vqcodec.runtime.onnx_model import ExportedModel, StaleExportError, export_paths, has_export
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = files("vqcodec") / "samples" / "endeavour.png"
@@ -85,7 +85,7 @@ def test_a_stale_export_is_refused(exported_tiny, other_tiny_model_path, tmp_pat
 def test_metadata_is_read_like_onnx_reads_it_and_damage_is_refused(exported_tiny, tmp_path):
     import onnx
 
-    from vqcodec.runtime import metadata_props
+    from vqcodec.runtime.onnx_model import metadata_props
 
     for path in export_paths(exported_tiny):
         model = onnx.load(str(path))

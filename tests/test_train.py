@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vqcodec import data as vdata
+from vqcodec.train import data as vdata
 from vqcodec import train as vtrain
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""``python -m vqcodec.train_variable_rate`` end to end: from pre-cut patches, then resumed with a changed ladder."""
+"""``python -m vqcodec.train.trainer`` end to end: from pre-cut patches, then resumed with a changed ladder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vqcodec import data as vdata
-from vqcodec import train_variable_rate as tvr
+from vqcodec.train import data as vdata
+from vqcodec.train import trainer as tvr
 
 SHORT = "--log-every 2 --batch-size 2 --patch-size 32 --seed 0".split()
 

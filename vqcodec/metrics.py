@@ -1,4 +1,4 @@
-"""Image quality metrics shared by training, the demo and the benchmarks (numpy only)."""
+"""Image quality and rate measures shared by the codec, training, the CLI and the benchmarks (numpy only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["psnr"]
+__all__ = ["psnr", "bpp"]
 
 
 def psnr(reference: np.ndarray, decoded: np.ndarray, peak: float = 255.0) -> float:
@@ -17,3 +17,8 @@ def psnr(reference: np.ndarray, decoded: np.ndarray, peak: float = 255.0) -> flo
         raise ValueError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
     mse = float(np.mean((reference - decoded) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def bpp(nbytes: int, width: int, height: int) -> float:
+    """Bits per pixel of ``nbytes`` for a ``width`` x ``height`` image: the whole file's bytes x 8 / pixels."""
+    return 8.0 * nbytes / (width * height)

@@ -41,8 +41,9 @@ import numpy as np
 from keras import ops
 
 from bitstream.context_model import NUM_CONTEXTS
-from vqcodec.coder_price import coder_contexts
-from vqcodec.quantizer import first_argmin
+from vqcodec.model.coder_price import coder_contexts
+from vqcodec.model.quantizer import first_argmin
+from vqcodec.model.recipe import SHIPPED
 
 __all__ = ["EntropyConstrainedVQ", "lattice_codebook", "CANDIDATE_WINDOW"]
 
@@ -102,7 +103,7 @@ class EntropyConstrainedVQ(keras.layers.Layer):
         rate_weight: float = 1.0,
         commitment_cost: float = 0.25,
         temperature: float = 1.0,
-        gain_range: tuple[float, float] = (1.0, 16.0),
+        gain_range: tuple[float, float] = SHIPPED.gain_range,
         dead_code_threshold: float = 0.02,
         usage_decay: float = 0.99,
         learn_codebooks: bool = True,

@@ -327,7 +327,7 @@ def _init_worker(model_path: str | None, runtime: str, threads: int, progress_qu
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # a backend's start-up lines; workers report through their results
     from vqcodec import codec
-    from vqcodec.runtime import has_export
+    from vqcodec.runtime.onnx_model import has_export
 
     path = codec.default_model_path() if model_path is None else Path(model_path)
     if runtime == "keras" or (runtime == "auto" and not has_export(path)):
@@ -507,8 +507,8 @@ def compress_files(
     keeps the work in this process). ``jobs``: worker processes (None:
     :func:`default_jobs`). A target that already holds a complete ``.vqc`` is
     kept unless ``overwrite``. ``progress(pixels)`` is called as tiles finish.
-    ``runtime``: as in :func:`vqcodec.codec.load_model`. ``options``: more
-    keyword arguments of :func:`vqcodec.codec.compress` (``size``, ``psnr``,
+    ``runtime``: as in :func:`vqcodec.codec.coding.load_model`. ``options``: more
+    keyword arguments of :func:`vqcodec.codec.coding.compress` (``size``, ``psnr``,
     ``strict``, ``lossless``).
     One file's failure is reported in its outcome and never stops the others.
     """

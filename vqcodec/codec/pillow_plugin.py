@@ -1,6 +1,6 @@
 """Pillow plugin for ``.vqc`` files.
 
-Importing this module (``vqcodec.codec`` does) registers the format, so that
+Importing this module (``import vqcodec`` does) registers the format, so that
 ``PIL.Image.open("photo.vqc")`` returns the image: opening reads only the
 header (size and mode); ``load()`` decodes with the default model (or the
 model given by :func:`set_model`). ``img.save("x.vqc")`` compresses with the

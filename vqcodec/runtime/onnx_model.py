@@ -2,10 +2,10 @@
 
 Why: importing Keras and TensorFlow costs seconds and most of a gigabyte,
 while the network itself runs in a fraction of a second. ``vqcodec export``
-(:mod:`vqcodec.export`) writes ``MODEL.encode.onnx`` and ``MODEL.decode.onnx``
+(:mod:`vqcodec.runtime.export`) writes ``MODEL.encode.onnx`` and ``MODEL.decode.onnx``
 beside ``MODEL.keras``: the model's own ``encode_to_indices`` (all stages) and
 ``decode_from_indices``, traced, so no model logic is written twice. Their
-metadata holds the model's family and fingerprint, its coding tables, its quality levels
+metadata holds the model's fingerprint, its coding tables, its quality levels
 and the SHA-256 of the ``.keras`` file they came from, so an export that no
 longer matches its model is refused instead of producing wrong files.
 
@@ -23,11 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-import bitstream
 
 __all__ = [
     "ExportedModel",
-    "ExportedVariableRateModel",
     "load_export",
     "StaleExportError",
     "export_paths",
@@ -67,28 +65,24 @@ def source_digest(model_path: str | os.PathLike) -> str:
 
 def encode_metadata(
     fingerprint: bytes,
-    family: str,
     levels: int,
     num_embeddings: int,
     stride: int,
     digest: str,
-    tables: dict[str, np.ndarray] | None,
-    rate_weight: float | None = None,
+    tables: dict[str, np.ndarray],
+    rate_weight: float,
 ) -> str:
     """The JSON string both ONNX files carry.
 
-    ``family``: "residual" (``levels`` = stages) or "ecvq" (``levels`` =
-    quality levels). ``tables``: the entropy coder's integer arrays by name
-    (a compressed ``.npz``, base64), or None where the model has none.
-    ``rate_weight``: an ecvq model's price of a bit in the code choice.
+    ``levels``: quality levels. ``tables``: the entropy coder's integer arrays
+    by name (a compressed ``.npz``, base64). ``rate_weight``: the price of a
+    bit in the code choice. ``family`` stays "ecvq", the name exports of
+    earlier releases were told apart by.
     """
-    if family not in ("residual", "ecvq"):
-        raise ValueError(f"unknown model family {family!r}")
-    tables_b64 = None
-    if tables is not None:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{k: np.asarray(v) for k, v in tables.items()})
-        tables_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
+    family = "ecvq"
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in tables.items()})
+    tables_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
     return json.dumps(
         {
             "export_version": EXPORT_VERSION,
@@ -105,10 +99,8 @@ def encode_metadata(
 
 
 def load_export(model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True) -> "ExportedModel":
-    """The export beside ``model_path``, as the class of its model family."""
-    meta = _checked_metadata(Path(model_path), check_source)
-    cls = ExportedVariableRateModel if meta["family"] == "ecvq" else ExportedModel
-    return cls(model_path, threads, check_source, _meta=meta)
+    """The export beside ``model_path``."""
+    return ExportedModel(model_path, threads, check_source, _meta=_checked_metadata(Path(model_path), check_source))
 
 
 def _checked_metadata(path: Path, check_source: bool) -> dict:
@@ -118,6 +110,11 @@ def _checked_metadata(path: Path, check_source: bool) -> dict:
     if meta[0] != meta[1]:
         raise StaleExportError(f"{paths[0].name} and {paths[1].name} come from different models; export again")
     meta = meta[0]
+    if meta["family"] != "ecvq":
+        raise StaleExportError(
+            f"{paths[0].name} is the export of a residual VQ model, which this vqcodec no longer runs; "
+            "pip install 'vqcodec==0.7.*' runs it"
+        )
     if check_source and path.is_file() and meta["source_sha256"] != source_digest(path):
         raise StaleExportError(
             f"{paths[0].name} was exported from another version of {path.name}; run 'vqcodec export {path}' again"
@@ -133,14 +130,11 @@ def _tables(meta: dict) -> dict[str, np.ndarray] | None:
 
 
 class ExportedModel:
-    """A residual model run by onnxruntime: ``encode_to_indices`` and ``decode_from_indices`` on numpy arrays.
+    """A codec model run by onnxruntime: the :class:`vqcodec.codec.interface.CodecModel` of an export.
 
     ``threads``: onnxruntime's intra-op threads (None: its default, all cores).
     ``check_source``: verify that the export was made from ``model_path``'s current bytes.
-    Use :func:`load_export`, which picks the class of the model's family.
     """
-
-    family = "residual"
 
     def __init__(self, model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True, *, _meta=None):
         self.path = Path(model_path)
@@ -149,16 +143,25 @@ class ExportedModel:
         # Each session is made when first used, so a decompress never builds the encoder, nor a compress the decoder.
         self._sessions: dict[int, object] = {}
         meta = _meta if _meta is not None else _checked_metadata(self.path, check_source)
-        if meta["family"] != self.family:
-            raise StaleExportError(f"{self._paths[0].name} is a {meta['family']} model's export, not a {self.family} one")
-        self.fingerprint = bytes.fromhex(meta["fingerprint"])
+        self._fingerprint = bytes.fromhex(meta["fingerprint"])
         self.num_embeddings = int(meta["num_embeddings"])
+        self.num_qualities = int(meta["levels"])
         self.stride = int(meta["stride"])
-        self._init_levels(int(meta["levels"]), _tables(meta))
+        self.rate_weight = float(meta["rate_weight"])
+        self._tables = _tables(meta)
+        self._context_model = None
 
-    def _init_levels(self, levels: int, tables: dict | None) -> None:
-        self.num_stages = levels
-        self.coding_tables = None if tables is None else bitstream.CodingTables.from_array(tables["tables"])
+    def fingerprint(self) -> bytes:
+        """The fingerprint of the model the export was made from."""
+        return self._fingerprint
+
+    def context_model(self):
+        """The entropy coder of the stored tables (built once: 25 ms); None where the model had none."""
+        if self._context_model is None and self._tables is not None:
+            from bitstream.context_model import ContextModel
+
+            self._context_model = ContextModel.stored(self._tables["counts"], self._tables["offsets"], self.num_embeddings)
+        return self._context_model
 
     def _session(self, which: int):
         if which not in self._sessions:
@@ -177,59 +180,20 @@ class ExportedModel:
             self._sessions[which] = ort.InferenceSession(str(self._paths[which]), options, providers=["CPUExecutionProvider"])
         return self._sessions[which]
 
-    def _feed_image(self, session, x: np.ndarray, region) -> dict:
-        if region is None:
-            region = (0, x.shape[1] // self.stride, 0, x.shape[2] // self.stride)
-        image, box = (i.name for i in session.get_inputs()[:2])
-        return {image: np.ascontiguousarray(x, np.float32), box: np.asarray(region, np.int32)}
-
-    def encode_to_indices(self, x: np.ndarray, num_stages: int, region=None) -> np.ndarray:
-        """Indices ``(1, h, w, num_stages)`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1].
-
-        ``region``: (top, bottom, left, right) on the latent grid, the part to
-        quantise (None: all of it), as in :func:`vqcodec.model.latent_region`.
-        """
-        session = self._session(0)
-        return session.run(None, self._feed_image(session, x, region))[0][..., :num_stages]  # greedy stages: a prefix is the lower quality
-
-    def decode_from_indices(self, indices: np.ndarray) -> np.ndarray:
-        """Float image ``(1, H, W, 3)`` from indices ``(1, h, w, S)`` of any ``S <= num_stages``."""
-        session = self._session(1)
-        return session.run(None, {session.get_inputs()[0].name: _pad_stages(indices, self.num_stages)})[0]
-
-
-class ExportedVariableRateModel(ExportedModel):
-    """A variable-rate ECVQ model run by onnxruntime; the quality level is an input of both graphs."""
-
-    family = "ecvq"
-
-    def __init__(self, model_path: str | os.PathLike, threads: int | None = None, check_source: bool = True, *, _meta=None):
-        meta = _meta if _meta is not None else _checked_metadata(Path(model_path), check_source)
-        super().__init__(model_path, threads, check_source, _meta=meta)
-        self.rate_weight = float(meta["rate_weight"])
-
-    def _init_levels(self, levels: int, tables: dict | None) -> None:
-        self.num_qualities = levels
-        self._tables = tables
-        self._context_model = None
-
-    def context_model(self):
-        """The entropy coder of the stored tables (built once: 25 ms); None where the model had none."""
-        if self._context_model is None and self._tables is not None:
-            from bitstream.context_model import ContextModel
-
-            self._context_model = ContextModel.stored(self._tables["counts"], self._tables["offsets"], self.num_embeddings)
-        return self._context_model
-
     def encode_to_indices(self, x: np.ndarray, quality: int, region=None) -> np.ndarray:
         """Indices ``(1, h, w, G)`` at level ``quality`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1].
 
+        ``region``: (top, bottom, left, right) on the latent grid, the part to
+        quantise (None: all of it), as in :func:`vqcodec.model.transforms.latent_region`.
         The graph gives each group's candidate codes and distances; the entropy
         coder chooses among them, as the Keras model's ``encode_to_indices`` does.
         """
         session = self._session(0)
-        feed = self._feed_image(session, x, region)
-        feed[session.get_inputs()[2].name] = np.asarray(quality, np.int32)
+        if region is None:
+            region = (0, x.shape[1] // self.stride, 0, x.shape[2] // self.stride)
+        image, box, level = (i.name for i in session.get_inputs()[:3])
+        feed = {image: np.ascontiguousarray(x, np.float32), box: np.asarray(region, np.int32),
+                level: np.asarray(quality, np.int32)}
         candidates, distances = session.run(None, feed)
         return self.context_model().choose(candidates[0], distances[0], int(quality), self.rate_weight)[None]
 
@@ -239,15 +203,6 @@ class ExportedVariableRateModel(ExportedModel):
         names = [i.name for i in session.get_inputs()]
         feed = {names[0]: np.ascontiguousarray(indices, np.int32), names[1]: np.asarray(quality, np.int32)}
         return session.run(None, feed)[0]
-
-
-def _pad_stages(indices: np.ndarray, num_stages: int) -> np.ndarray:
-    """The decoder graph takes all stages: missing ones are marked -1 (no vector added)."""
-    indices = np.asarray(indices, np.int32)
-    missing = num_stages - indices.shape[-1]
-    if missing:
-        indices = np.concatenate([indices, np.full(indices.shape[:-1] + (missing,), -1, np.int32)], axis=-1)
-    return np.ascontiguousarray(indices)
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -14,6 +14,7 @@ backend-specific ``train_step``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import keras
@@ -21,15 +22,14 @@ import numpy as np
 from keras import ops
 
 from bitstream.context_model import NUM_CONTEXTS, ContextModel
-from vqcodec.coder_price import code_bits, usual_codes
-from vqcodec.ecvq import EntropyConstrainedVQ
-from vqcodec.model import build_transforms, deserialize_transforms, latent_region
+from vqcodec.model.coder_price import code_bits, usual_codes
+from vqcodec.model.ecvq import EntropyConstrainedVQ
+from vqcodec.model.recipe import SHIPPED, STRIDE, Recipe
+from vqcodec.model.transforms import build_decoder, build_encoder, build_transforms, deserialize_transforms, latent_region
 
-__all__ = ["VariableRateVQVAE", "DEFAULT_LAMBDAS"]
+__all__ = ["VariableRateVQVAE", "build_codec_model"]
 
-#: Rate-distortion trade-offs of the quality levels (the MSE lambdas CompressAI's
-#: models use, distortion on the 0..255 scale): about 0.1 to 1.5 bpp.
-DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+_R = SHIPPED  # the constructor's defaults are the shipped model's
 
 
 @keras.saving.register_keras_serializable(package="vqcodec")
@@ -46,7 +46,7 @@ class VariableRateVQVAE(keras.Model):
     together in one ``.keras`` file; all zero until fitted.
 
     ``coder_rate``: training prices the codes with those tables, each in the
-    context the coder will code it in (``vqcodec.coder_price``), instead of
+    context the coder will code it in (``vqcodec.model.coder_price``), instead of
     with the quantiser's context-free learned distributions; the tables must
     be fitted before training and refitted as the codes change.
     """
@@ -57,18 +57,18 @@ class VariableRateVQVAE(keras.Model):
         decoder: keras.Model,
         num_embeddings: int,
         embedding_dim: int,
-        code_dim: int = 1,
-        lambdas=DEFAULT_LAMBDAS,
-        stride: int = 8,
-        rate_weight: float = 1.0,
-        commitment_cost: float = 0.25,
-        temperature: float = 1.0,
-        gain_range=(1.0, 16.0),
-        dead_code_threshold: float = 0.02,
-        learn_codebooks: bool = True,
-        table_width: int = 128,
-        level_weight_power: float = 0.0,
-        learned_reconstruction: bool = False,
+        code_dim: int = _R.code_dim,
+        lambdas=_R.lambdas,
+        stride: int = STRIDE,
+        rate_weight: float = _R.rate_weight,
+        commitment_cost: float = _R.commitment_cost,
+        temperature: float = _R.temperature,
+        gain_range=_R.gain_range,
+        dead_code_threshold: float = _R.dead_code_threshold,
+        learn_codebooks: bool = _R.learn_codebooks,
+        table_width: int = _R.table_width,
+        level_weight_power: float = _R.level_weight_power,
+        learned_reconstruction: bool = _R.learned_reconstruction,
         coder_rate: bool = False,
         seed: int | None = None,
         **kwargs,
@@ -142,7 +142,7 @@ class VariableRateVQVAE(keras.Model):
 
     def coder_price(self, quality):
         """The entropy coder's price for a training step at ``quality`` (B,): the bits of every code in every
-        context at every level, and each example's usual codes (B, G) (``vqcodec.coder_price``; traceable)."""
+        context at every level, and each example's usual codes (B, G) (``vqcodec.model.coder_price``; traceable)."""
         return (
             code_bits(self.coding_counts, self.coding_offsets, self.num_embeddings),
             ops.take(usual_codes(self.coding_counts, self.coding_offsets), quality, axis=0),
@@ -157,6 +157,15 @@ class VariableRateVQVAE(keras.Model):
         q = self.quantizer
         return [self.coding_counts, self.coding_offsets, *self.decoder.weights, q.codebooks, q.log_gains,
                 *q.reconstruction_weights()]
+
+    def fingerprint(self) -> bytes:
+        """8 bytes of SHA-256 over :meth:`decoding_weights`: a ``.vqc`` file names the model that decodes it."""
+        h = hashlib.sha256(b"vqcodec-model-v2")
+        for v in self.decoding_weights():
+            a = np.ascontiguousarray(ops.convert_to_numpy(v))
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.digest()[:8]
 
     # -- the public API ----------------------------------------------------
 
@@ -279,3 +288,16 @@ class VariableRateVQVAE(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**deserialize_transforms(config))
+
+
+def build_codec_model(recipe: Recipe = SHIPPED, seed: int | None = None, **overrides) -> VariableRateVQVAE:
+    """A new, built codec model of ``recipe`` (``overrides``: any of the model's keyword arguments)."""
+    model = VariableRateVQVAE(
+        build_encoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),
+        build_decoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),
+        **(recipe.model_config() | overrides),
+        seed=seed,
+        name="variable_rate_vqvae",
+    )
+    model.build((None, None, None, 3))
+    return model

@@ -2,7 +2,8 @@
 
 PNG decoding is far slower than a training step's worth of crops, so the
 images are decoded and down-scaled once up front; each batch is then only
-numpy slicing, which keeps both cores busy with the model.
+numpy slicing, which keeps both cores busy with the model. Pre-cut patches
+(``python -m vqcodec.train.data cut``) carry crops to a machine with an accelerator.
 """
 
 from __future__ import annotations
@@ -11,39 +12,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image, ImageOps
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-DEFAULT_SCALES = (1.0, 0.8, 0.6, 0.45)
+from vqcodec.atomic_write import write_atomic
+from vqcodec.train.photos import DEFAULT_SCALES, build_pyramid, find_images, load_rgb
 
-
-def find_images(root: str | Path) -> list[Path]:
-    """All image files under ``root`` (recursively), sorted for reproducibility."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"not a directory: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FileNotFoundError(f"no images found under {root}")
-    return files
-
-
-def load_rgb(path: str | Path) -> np.ndarray:
-    """An image file as an RGB uint8 array, EXIF orientation applied."""
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-
-
-def build_pyramid(image: np.ndarray, scales=DEFAULT_SCALES, min_side: int = 0) -> list[np.ndarray]:
-    """Down-scaled copies (Lanczos) of one image; scales too small for a crop are skipped."""
-    pil = Image.fromarray(image)
-    levels = []
-    for scale in scales:
-        w, h = round(pil.width * scale), round(pil.height * scale)
-        if min(w, h) < min_side:
-            continue
-        levels.append(image if scale == 1.0 else np.asarray(pil.resize((w, h), Image.LANCZOS)))
-    return levels
+__all__ = ["CropDataset", "PatchDataset", "SetDatasetEpoch", "cut_patches", "save_patches", "load_patches"]
 
 
 class _RandomCrops(keras.utils.PyDataset):
@@ -147,6 +120,17 @@ class PatchDataset(_RandomCrops):
         return patch[y : y + p, x : x + p]
 
 
+class SetDatasetEpoch(keras.callbacks.Callback):
+    """Tells the crop dataset which interval is starting (its batches are a function of it)."""
+
+    def __init__(self, dataset: "_RandomCrops"):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.epoch = int(epoch)
+
+
 def cut_patches(
     data_dir: str | Path, count: int, patch_size: int, seed: int = 0, scales=DEFAULT_SCALES, holdout: int = 0
 ) -> np.ndarray:
@@ -168,10 +152,7 @@ def save_patches(path: str | Path, patches: np.ndarray) -> None:
     """Writes patches as a compressed ``.npz`` (key ``patches``; about 3/4 of the raw bytes for photos), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, patches=np.ascontiguousarray(patches, dtype=np.uint8))
-    tmp.replace(path)
+    write_atomic(path, lambda f: np.savez_compressed(f, patches=np.ascontiguousarray(patches, dtype=np.uint8)), overwrite=True)
 
 
 def load_patches(path: str | Path) -> np.ndarray:
@@ -188,20 +169,11 @@ def load_patches(path: str | Path) -> np.ndarray:
     return arr
 
 
-def center_crop_multiple(image: np.ndarray, multiple: int, max_side: int | None = None) -> np.ndarray:
-    """Centre crop to a multiple of ``multiple`` (and at most ``max_side``) on each side."""
-    h, w = image.shape[:2]
-    th = (min(h, max_side or h) // multiple) * multiple
-    tw = (min(w, max_side or w) // multiple) * multiple
-    y, x = (h - th) // 2, (w - tw) // 2
-    return image[y : y + th, x : x + tw]
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m vqcodec.data cut DATA_DIR -o patches.npz --count N --patch-size P``."""
+    """``python -m vqcodec.train.data cut DATA_DIR -o patches.npz --count N --patch-size P``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m vqcodec.data")
+    parser = argparse.ArgumentParser(prog="python -m vqcodec.train.data")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cut", help="cut random training crops from a folder into a compact uint8 .npz")
     p.add_argument("data_dir")

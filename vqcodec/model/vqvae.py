@@ -10,40 +10,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-import vqcodec.layers  # noqa: F401  (registers GDN and ResidualBlock, so saved models load)
-from vqcodec.quantizer import ResidualVectorQuantizer, _replica_context
+import vqcodec.model.layers  # noqa: F401  (registers GDN and ResidualBlock, so saved models load)
+from vqcodec.model.quantizer import ResidualVectorQuantizer, _replica_context
+from vqcodec.model.transforms import build_transforms, deserialize_transforms, latent_region
 
-__all__ = ["VQVAEModel", "build_transforms", "deserialize_transforms", "TRAINING_STATISTICS"]
-
-#: Quantiser variables that only record training statistics: inference may
-#: overwrite them and decoding never reads them.
-TRAINING_STATISTICS = frozenset(
-    {"code_usage", "perplexity", "usage", "ema_cluster_size", "ema_embedding_sum", "ema_initialized"}
-)
-
-
-def build_transforms(model: keras.Model, input_shape) -> None:
-    """Builds ``model.encoder``, ``model.quantizer`` and ``model.decoder`` for images of ``input_shape``.
-
-    Shared by the codec's models. Nets made with ``keras.Input`` are built
-    already and refuse a re-build, so only unbuilt ones are built.
-    """
-    if not model.encoder.built:
-        model.encoder.build(input_shape)
-    latent_shape = model.encoder.compute_output_shape(input_shape)
-    model.quantizer.build(latent_shape)
-    if not model.decoder.built:
-        model.decoder.build(latent_shape)
-    model.built = True
-
-
-def deserialize_transforms(config: dict) -> dict:
-    """A copy of a model config with its serialised encoder and decoder turned back into networks."""
-    config = dict(config)
-    config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
-    config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-    return config
-
+__all__ = ["VQVAEModel"]
 
 def _scale_for_replicas(loss):
     """Divides a per-replica mean loss by the replica count under ``tf.distribute``.
@@ -63,21 +34,6 @@ def _scale_for_replicas(loss):
     return loss
 
 
-def latent_region(latents, region=None):
-    """The latents ``(B, h, w, C)`` inside ``region = (top, bottom, left, right)`` on the latent grid (None: all).
-
-    Why: a large image is encoded in tiles with a halo of context around each;
-    only the tile's core is quantised, since the halo's indices are thrown away.
-    ``region`` may be a tensor, so one traced graph serves every tile.
-    """
-    if region is None:
-        return latents
-    region = ops.cast(ops.convert_to_tensor(region), "int32")
-    top, bottom, left, right = region[0], region[1], region[2], region[3]
-    shape = ops.shape(latents)
-    return ops.slice(latents, [0, top, left, 0], [shape[0], bottom - top, right - left, shape[3]])
-
-
 @keras.saving.register_keras_serializable(package="vqcodec")
 class VQVAEModel(keras.Model):
     """Encoder -> residual vector quantiser -> decoder.
@@ -87,9 +43,8 @@ class VQVAEModel(keras.Model):
     (``latent.shape[:-1]``); with more stages the indices carry a trailing
     stage axis and ``num_stages=n`` at inference picks the rate.
 
-    ``coding_tables`` (optional) is the entropy coder's integer frequency
-    table, kept as model state so that weights and tables travel together in
-    one ``.keras`` file.
+    The library's reference VQ-VAE, trained with ``compile`` and ``fit``. The
+    codec's own model is :class:`vqcodec.model.VariableRateVQVAE`.
     """
 
     def __init__(
@@ -107,7 +62,6 @@ class VQVAEModel(keras.Model):
         num_stages: int = 1,
         stage_dropout: bool = True,
         dead_code_threshold: float = 0.0,
-        coding_table_shape: tuple[int, ...] | None = None,
         seed: int | None = None,
         **kwargs,
     ):
@@ -143,9 +97,6 @@ class VQVAEModel(keras.Model):
                 seed=seed,
                 name="quantizer",
             )
-        self.coding_tables = None
-        if coding_table_shape is not None:
-            self._add_coding_tables(tuple(coding_table_shape))
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.vq_loss_tracker = keras.metrics.Mean(name="vq_loss")
         self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
@@ -187,18 +138,6 @@ class VQVAEModel(keras.Model):
         latents = self.quantizer.lookup(indices)
         return self.decode(ops.cast(latents, self.decoder.compute_dtype))
 
-    def decoding_weights(self) -> list:
-        """What :meth:`decode_from_indices` and the entropy decoder read, coding tables first.
-
-        Every weight but the encoder's and the quantiser's training statistics:
-        a file's model fingerprint is a hash of these.
-        """
-        skip = {id(v) for v in self.encoder.weights}
-        skip |= {id(v) for v in self.quantizer.weights if v.name in TRAINING_STATISTICS}
-        tables = [] if self.coding_tables is None else [self.coding_tables]
-        skip |= {id(v) for v in tables}
-        return tables + [v for v in self.weights if id(v) not in skip]
-
     def call(self, x, training=None, num_stages=None):
         latents = self.encode(x)
         quantized = self.quantizer(latents, training=training, num_stages=num_stages)
@@ -234,24 +173,6 @@ class VQVAEModel(keras.Model):
         ]
         return super().metrics + trackers
 
-    # -- entropy-coding tables kept with the weights ------------------------
-
-    def _add_coding_tables(self, shape):
-        self.coding_tables = self.add_weight(
-            name="coding_tables", shape=shape, dtype="int32", trainable=False, initializer="zeros"
-        )
-
-    def set_coding_tables(self, table) -> None:
-        """Stores the entropy coder's integer tables in the model (saved with it)."""
-        table = ops.convert_to_numpy(table).astype("int32")
-        if self.coding_tables is None or tuple(self.coding_tables.shape) != table.shape:
-            self._tracker.unlock()
-            if self.coding_tables is not None:
-                del self.coding_tables  # untracks the old table: one table is saved, not two
-            self._add_coding_tables(table.shape)
-            self._tracker.lock()
-        self.coding_tables.assign(table)
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -270,7 +191,6 @@ class VQVAEModel(keras.Model):
             num_stages=self.num_stages,
             stage_dropout=self.stage_dropout,
             dead_code_threshold=self.dead_code_threshold,
-            coding_table_shape=None if self.coding_tables is None else tuple(self.coding_tables.shape),
             seed=self.seed,
         )
         return config

@@ -1,0 +1,35 @@
+"""``vqcodec``: the entry point. Start-up is cheap: the standard library at the top; ``info`` needs only
+``bitstream``, compress and decompress onnxruntime, and Keras loads only for training, export and
+``--runtime keras``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from vqcodec.cli.console import error, report
+from vqcodec.cli.parser import build_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = bool({"-v", "--verbose"} & set(argv))
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2") == "2" and not verbose:
+        # vqcodec's default hides TF's info/warnings; on the command line hide its
+        # errors too (e.g. "failed call to cuInit" on machines without a GPU).
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:
+        report(exc, args.verbose)
+        return 1

@@ -1,0 +1,322 @@
+"""Images <-> ``.vqc`` bytes: the codec's compress and decompress.
+
+``compress`` pads the image to the model's stride (edge padding), runs the
+model's ``encode_to_indices`` (tile by tile for large images,
+:mod:`vqcodec.codec.tiling`), entropy-codes the whole index grid in one
+payload and packs it with a header into a ``.vqc`` file. ``decompress`` does
+the reverse and crops the padding away. Quality is 0 .. 100 and selects one
+of the model's levels (:func:`vqcodec.quality.level_of`); level ``L`` is the
+model's quality index ``L - 1``. Index grids are (latent rows, latent
+columns, code groups).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import bitstream
+from vqcodec.codec import lossless as lossless_coding
+from vqcodec.codec.images import load_image
+from vqcodec.codec.interface import CodecModel
+from vqcodec.codec.loading import RETIRED_DEFAULTS, model_data, resolve_model
+from vqcodec.codec.targets import search_target
+from vqcodec.codec.tiling import decode_image, effective_tile_size, encode_grid, timed
+from vqcodec.model.recipe import STRIDE
+from vqcodec.quality import DEFAULT_QUALITY, MAX_QUALITY, level_of
+
+__all__ = ["compress", "decompress", "indices_of", "read_indices", "describe_coding"]
+
+Model = CodecModel | str | os.PathLike | None
+
+
+def _tables(model: CodecModel):
+    tables = model_data(model)[1]
+    if tables is None:
+        raise ValueError("the model has no entropy-coding tables; fit them with vqcodec train DATA -o MODEL --evaluate-only")
+    return tables
+
+
+def _check_quality(quality: int | None, model: CodecModel) -> int:
+    """The level (1 .. N) of a 0 .. 100 ``quality`` (None: :data:`DEFAULT_QUALITY`)."""
+    if quality is None:
+        quality = DEFAULT_QUALITY
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
+        raise TypeError(f"quality must be an int, got {quality!r}")
+    if not 0 <= quality <= MAX_QUALITY:
+        raise ValueError(f"quality must be in 0..{MAX_QUALITY}, got {quality}")
+    return level_of(quality, int(model.num_qualities))
+
+
+def _split(img: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
+    """(rgb uint8 array (H, W, 3), alpha PIL image or None) of a coded-mode image."""
+    mode = img.mode
+    alpha = img.getchannel("A") if mode in ("LA", "RGBA") else None
+    if mode in ("L", "LA"):
+        grey = np.asarray(img.getchannel("L") if mode == "LA" else img)
+        rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    else:
+        rgb = np.asarray(img.convert("RGB") if mode == "RGBA" else img)
+    return rgb, alpha
+
+
+def _pad(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    ph, pw = -h % STRIDE, -w % STRIDE
+    if ph or pw:
+        rgb = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return rgb
+
+
+def _prepare(image, quality, model, tile_size):
+    model = resolve_model(model)
+    level = _check_quality(quality, model)
+    img = load_image(image)
+    rgb, alpha = _split(img)
+    padded = _pad(rgb)
+    lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
+    return model, level, img, padded, alpha, effective_tile_size(lh, lw, tile_size)
+
+
+def indices_of(image, quality: int | None = None, model: Model = None, *, tile_size: int | None = None) -> np.ndarray:
+    """The index grid (H/8, W/8, G) that :func:`compress` codes for ``image``."""
+    model, level, _, padded, _, tile_size = _prepare(image, quality, model, tile_size)
+    return encode_grid(model, padded, level, tile_size, None)
+
+
+def compress(
+    image,
+    quality: int | None = None,
+    model: Model = None,
+    *,
+    size: int | None = None,
+    psnr: float | None = None,
+    strict: bool = False,
+    lossless: bool | None = None,
+    tile_size: int | None = None,
+    timings: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> bytes:
+    """Compress ``image`` to ``.vqc`` bytes.
+
+    ``image``: a path, bytes, a binary file object, a PIL image or a uint8
+    array (H, W), (H, W, 1|2|3|4). ``quality``: 0 .. 100, higher is better
+    (None = :data:`vqcodec.quality.DEFAULT_QUALITY`). ``model``: None (the
+    shipped default), a ``.keras`` path, or a loaded model.
+
+    Targets, instead of ``quality`` (as cwebp has ``-size`` and ``-psnr``):
+    ``size`` (bytes) gives the best quality whose file fits; ``psnr`` (dB, on
+    8-bit RGB) the smallest file that reaches it. Both search the model's
+    levels by bisection and consider the lossless coding too. A target that
+    cannot be met gives the closest file and a
+    :class:`vqcodec.codec.targets.TargetNotMetWarning`, or with ``strict`` a
+    ``TargetNotMetError``.
+
+    ``lossless``: None (the encoder decides: images of few colours are stored
+    losslessly, and any image whose lossless coding is no larger than the
+    learned file), True (always lossless), False (never). ``tile_size``:
+    latent tile size for large images (None: the default rule of
+    :mod:`vqcodec.codec.tiling`; 0 = never tile). ``timings``: a dict to fill
+    with seconds spent in "network" (the model's index function, quantiser
+    included) and "entropy" (entropy coding, the alpha plane and lossless
+    coding). ``progress(done, total)`` is called after each tile with the
+    latent positions coded so far.
+    """
+    _init_timings(timings)
+    targets = [name for name, value in (("size", size), ("psnr", psnr)) if value is not None]
+    if len(targets) > 1 or (targets and quality is not None):
+        raise ValueError("give one of quality, size and psnr")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0):
+        raise ValueError(f"size must be a positive number of bytes, got {size!r}")
+    if psnr is not None and not (isinstance(psnr, (int, float, np.floating)) and 0 < psnr < 200):
+        raise ValueError(f"psnr must be a positive number of dB, got {psnr!r}")
+    model = resolve_model(model)
+    if targets:
+        quality = MAX_QUALITY
+    model, level, img, padded, alpha, tile_size = _prepare(image, quality, model, tile_size)
+    few = lossless_coding.few_colours(img)
+    if lossless or (lossless is None and not targets and few):
+        with timed(timings, "entropy"):
+            return _lossless_file(img)
+    grid = encode_grid(model, padded, level, tile_size, timings, progress)
+    if targets:
+        grids = {level: grid}
+        files: dict[int, bytes] = {}
+
+        def grid_at(q: int) -> np.ndarray:
+            if q not in grids:
+                grids[q] = encode_grid(model, padded, q, tile_size, timings)
+            return grids[q]
+
+        def learned(q: int) -> bytes:
+            if q not in files:
+                files[q] = _learned_file(model, grid_at(q), q, img, alpha, tile_size, timings)
+            return files[q]
+
+        def decoded(q: int) -> Image.Image:
+            return decode_image(model, grid_at(q), q, img.width, img.height, timings)
+
+        return search_target(level, learned, decoded, img, size, psnr, strict, lossless is None, lambda: _lossless_file(img))
+    data = _learned_file(model, grid, level, img, alpha, tile_size, timings)
+    with timed(timings, "entropy"):
+        if lossless is None and lossless_coding.worth_trying(img, len(data)):
+            other = _lossless_file(img)
+            if len(other) <= len(data):
+                return other
+    return data
+
+
+def _init_timings(timings: dict | None) -> None:
+    if timings is not None:
+        for key in ("network", "entropy"):
+            timings[key] = 0.0
+
+
+def describe_coding(data: bytes) -> str:
+    """How a ``.vqc`` file is coded, in words: "level 8" or "lossless (WebP)"."""
+    header, payload, _ = bitstream.unpack(data, max_pixels=None)
+    if header.kind == "lossless":
+        return f"lossless ({lossless_coding.payload_format(payload)})"
+    return f"level {header.quality}"
+
+
+def _learned_file(model: CodecModel, grid: np.ndarray, level: int, img: Image.Image, alpha, tile_size: int, timings) -> bytes:
+    """The ``.vqc`` file of an index grid (h, w, G) at ``level``, with the alpha plane as a PNG section."""
+    with timed(timings, "entropy"):
+        fingerprint, tables = model_data(model)
+        payload = _tables(model).encode(grid, level - 1)
+        alpha_payload = b""
+        if alpha is not None:
+            buf = io.BytesIO()
+            alpha.save(buf, format="PNG", optimize=True)
+            alpha_payload = buf.getvalue()
+        header = bitstream.Header(
+            model_fingerprint=fingerprint, width=img.width, height=img.height, mode=img.mode, kind="ecvq",
+            level=level - 1, latent_height=grid.shape[0], latent_width=grid.shape[1], tile_size=tile_size,
+        )
+        return bitstream.pack(header, payload, alpha_payload)
+
+
+def _lossless_file(img: Image.Image) -> bytes:
+    """The ``.vqc`` file holding ``img`` (a coded mode) losslessly."""
+    header = bitstream.Header(None, img.width, img.height, img.mode, kind="lossless")
+    return bitstream.pack(header, lossless_coding.encode(img))
+
+
+# -- decompress ---------------------------------------------------------------------
+
+
+def _unpack(data: bytes, model: CodecModel, max_pixels: int | None):
+    fingerprint, _ = model_data(model)
+    tables = _tables(model)
+    if max_pixels is None:
+        max_pixels = bitstream.DEFAULT_MAX_PIXELS
+    header = bitstream.read_header(data)
+    if header.kind == "learned":
+        raise bitstream.UnsupportedVersionError(
+            "file holds residual-VQ indices, which this vqcodec no longer decodes; "
+            "decode it with the release that made it (pip install 'vqcodec==0.7.*' decodes any)"
+        )
+    try:
+        header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels, expected_fingerprint=fingerprint)
+    except bitstream.ModelMismatchError:
+        retired = RETIRED_DEFAULTS.get(header.model_fingerprint.hex())
+        if retired is not None:
+            raise bitstream.ModelMismatchError(
+                f"file was made by the default model of vqcodec {retired}; "
+                f"decode it with that version: pip install 'vqcodec=={retired}.*'"
+            ) from None
+        raise
+    lh, lw = math.ceil(header.height / STRIDE), math.ceil(header.width / STRIDE)
+    if (header.latent_height, header.latent_width) != (lh, lw):
+        raise bitstream.CorruptDataError(
+            f"latent grid {header.latent_height}x{header.latent_width} does not fit a "
+            f"{header.width}x{header.height} image (expected {lh}x{lw})"
+        )
+    if header.quality > int(model.num_qualities):
+        raise bitstream.CorruptDataError(
+            f"file is coded at level {header.quality}, the model has only {model.num_qualities} levels"
+        )
+    return header, payload, alpha_payload, tables
+
+
+def read_indices(data: bytes, model: Model = None, *, max_pixels: int | None = None) -> tuple:
+    """``(header, index grid (h, w, G))`` decoded from ``.vqc`` bytes (no network)."""
+    model = resolve_model(model)
+    header, payload, _, tables = _unpack(data, model, max_pixels)
+    return header, tables.decode(payload, header.latent_height, header.latent_width, header.level).astype(np.int64)
+
+
+def _decode_alpha(alpha_payload: bytes, header) -> Image.Image:
+    """The alpha plane, its PNG size and mode checked against the header before decoding.
+
+    The PNG plugin class is used directly: it reads only the PNG header, so an
+    alpha plane declaring a huge size is refused before any pixel is
+    decompressed, and Pillow's own decompression-bomb warning never fires
+    (the header's size is already bounded by ``max_pixels``).
+    """
+    from PIL import PngImagePlugin
+
+    try:
+        alpha = PngImagePlugin.PngImageFile(io.BytesIO(alpha_payload))
+    except Exception as exc:
+        raise bitstream.CorruptDataError(f"alpha payload is not a PNG image: {exc}") from None
+    if alpha.mode != "L" or alpha.size != (header.width, header.height):
+        raise bitstream.CorruptDataError(
+            f"alpha payload is a {alpha.mode} {alpha.width}x{alpha.height} PNG, "
+            f"expected L {header.width}x{header.height}"
+        )
+    try:
+        alpha.load()
+    except Exception as exc:
+        raise bitstream.CorruptDataError(f"alpha payload is corrupt: {exc}") from None
+    return alpha
+
+
+def decompress(
+    data: bytes | str | os.PathLike,
+    model: Model = None,
+    *,
+    timings: dict | None = None,
+    max_pixels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Image.Image:
+    """Decode ``.vqc`` bytes (or a path to a ``.vqc`` file) into a PIL image of the
+    stored mode (L, LA, RGB or RGBA).
+
+    Raises a ``bitstream.FormatError`` subclass for a corrupt or truncated
+    file, ``bitstream.ModelMismatchError`` for a file made by another model.
+    ``max_pixels`` (None = ``bitstream.DEFAULT_MAX_PIXELS``) guards against
+    decompression bombs. ``progress(done, total)``: as in :func:`compress`.
+    """
+    _init_timings(timings)
+    if isinstance(data, (str, os.PathLike)):
+        data = Path(data).read_bytes()
+    if bitstream.read_header(data).kind == "lossless":  # no model needed
+        limit = bitstream.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        header, payload, _ = bitstream.unpack(data, max_pixels=limit)
+        with timed(timings, "entropy"):
+            img = lossless_coding.decode(payload, header.width, header.height, header.mode)
+        if progress is not None:
+            progress(1, 1)
+        return img
+    model = resolve_model(model)
+    header, payload, alpha_payload, tables = _unpack(data, model, max_pixels)
+    with timed(timings, "entropy"):
+        # the grid size is already bounded by max_pixels (checked in _unpack)
+        grid = tables.decode(payload, header.latent_height, header.latent_width, header.level).astype(np.int64)
+        alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None
+    if grid.size and int(grid.max()) >= int(model.num_embeddings):
+        raise bitstream.CorruptDataError("index payload names a code the model does not have")
+    img = decode_image(model, grid, header.quality, header.width, header.height, timings, progress=progress)
+    if header.mode in ("L", "LA"):
+        img = img.convert("L")
+    if alpha is not None:
+        img.putalpha(alpha)
+    return img

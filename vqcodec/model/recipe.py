@@ -1,0 +1,60 @@
+"""The shipped model's recipe: the one place its architecture, quantiser and training defaults are written.
+
+Why: the default model, ``vqcodec train`` and the codec must agree on these
+numbers (the latent stride above all); a test holds the shipped model's
+config to :data:`SHIPPED`. No Keras import, so the codec and the command
+line read it for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["STRIDE", "Recipe", "SHIPPED"]
+
+#: Pixels per latent along each axis: three stride-2 stages.
+STRIDE = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A :class:`vqcodec.model.VariableRateVQVAE` and how to train it.
+
+    The fields before ``batch_size`` are the model's (its ``get_config``);
+    the rest are the trainer's defaults.
+    """
+
+    channels: int = 128
+    embedding_dim: int = 64
+    res_blocks: int = 2
+    num_embeddings: int = 512
+    code_dim: int = 1
+    #: Rate-distortion trade-offs of the quality levels (loss ``bpp + lambda * 255^2 * MSE``), coarse to fine.
+    lambdas: tuple[float, ...] = (0.0003, 0.00055, 0.001, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932)
+    rate_weight: float = 0.25
+    gain_range: tuple[float, float] = (1.0, 12.0)
+    learn_codebooks: bool = False
+    table_width: int = 192
+    learned_reconstruction: bool = True
+    level_weight_power: float = 0.0
+    commitment_cost: float = 0.25
+    temperature: float = 1.0
+    dead_code_threshold: float = 0.02
+    # -- training ------------------------------------------------------------
+    batch_size: int = 8
+    #: Batches whose gradients are summed before a step: 8 x 4 = 32 examples a step.
+    accumulate: int = 4
+    patch_size: int = 128
+    learning_rate: float = 3e-4
+    steps: int = 100_000
+
+    def model_config(self) -> dict:
+        """The keyword arguments of :class:`VariableRateVQVAE` (besides the transforms)."""
+        names = ("num_embeddings", "embedding_dim", "code_dim", "lambdas", "rate_weight", "gain_range",
+                 "learn_codebooks", "table_width", "learned_reconstruction", "level_weight_power",
+                 "commitment_cost", "temperature", "dead_code_threshold")
+        return {name: getattr(self, name) for name in names} | {"stride": STRIDE}
+
+
+#: The recipe of the model shipped in ``vqcodec/weights/default.keras``.
+SHIPPED = Recipe()
