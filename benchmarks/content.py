@@ -38,7 +38,7 @@ def lossless_sizes(img: Image.Image) -> dict:
 def measure(path: Path, model, quality: int | None) -> dict:
     import bitstream
     from vqcodec import codec
-from vqcodec.codec import lossless
+    from vqcodec.codec import lossless
     from vqcodec.codec.images import load_image
     from vqcodec.metrics import psnr
 

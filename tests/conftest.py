@@ -4,13 +4,15 @@ Training tests assert on numbers, and TensorFlow's results depend on how many
 threads split each reduction. The thread counts are fixed here (before
 TensorFlow is imported; subprocesses inherit them) and every test starts from
 the same seeds, so a test sees the same numbers on any machine with the same
-CPU features.
+CPU features. Keras is seeded only where a test module has imported it: the
+bitstream and CLI-argument tests never load it.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 
 # Before TensorFlow is first imported: it reads these once, at start-up.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
@@ -25,42 +27,50 @@ SEED = 0
 
 @pytest.fixture(autouse=True)
 def _seed_everything():
-    """Python's, NumPy's, TensorFlow's and Keras' global generators start from SEED in every test."""
-    import keras
-
+    """Python's, NumPy's and (where loaded) Keras' global generators start from SEED in every test."""
     random.seed(SEED)
     np.random.seed(SEED)
-    keras.utils.set_random_seed(SEED)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(SEED)
 
 
-def _build_tiny_model(seed: int, path):
-    """A tiny untrained codec model with fitted coding tables, saved to ``path``."""
-    import bitstream
+def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth uint8 RGB photo-like test image with a little noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    c = rng.random((3, 3))
+    img = np.stack([c[k, 0] + c[k, 1] * np.sin(6 * xx + 3 * k) * np.cos(4 * yy + c[k, 2]) for k in range(3)], -1)
+    img = img - img.min()
+    return np.clip(img / img.max() * 255 + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+def build_tiny_model(path, seed: int = 0) -> str:
+    """A tiny untrained codec model of the shipped design, coding tables fitted, saved to ``path``.
+
+    Three levels; 4 latent channels coded as 4 groups of 16 lattice codes; tables fitted on smooth images.
+    """
     import keras
 
-    from vqcodec import build_image_vqvae
+    from vqcodec.model.recipe import Recipe
+    from vqcodec.model.variable_rate import build_codec_model
+    from vqcodec.train.evaluation import refit_coding_tables
 
     keras.utils.set_random_seed(seed)  # the layers' initial weights, not only the quantiser's draws
-    model = build_image_vqvae(
-        channels=8, embedding_dim=4, num_stages=3, num_embeddings=16, res_blocks=1, seed=seed
-    )
-    rng = np.random.default_rng(seed)
-    x = rng.random((4, 32, 32, 3), dtype=np.float32)
-    indices = np.asarray(model.encode_to_indices(x, num_stages=3))  # (4, 4, 4, 3)
-    grids = [np.moveaxis(g, -1, 0) for g in indices]
-    tables = bitstream.CodingTables.fit(grids, 3, 16)
-    model.set_coding_tables(tables.to_array())
+    recipe = Recipe(channels=8, embedding_dim=4, res_blocks=1, num_embeddings=16, lambdas=(0.001, 0.01, 0.1),
+                    gain_range=(1.0, 16.0), table_width=8)
+    model = build_codec_model(recipe, seed=seed)
+    refit_coding_tables(model, np.stack([smooth_image(48, 64, s) for s in range(4)]), rounds=2)
     model.save(str(path))
     return str(path)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
-    """Path of a tiny 3-stage, 16-code codec model (.keras) with coding tables."""
-    return _build_tiny_model(0, tmp_path_factory.mktemp("tiny_model") / "tiny.keras")
+    """Path of a tiny three-level codec model (.keras) with coding tables."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model") / "tiny.keras", seed=0)
 
 
 @pytest.fixture(scope="session")
 def other_tiny_model_path(tmp_path_factory):
     """Like ``tiny_model_path`` but another seed: a different model (fingerprint)."""
-    return _build_tiny_model(1, tmp_path_factory.mktemp("tiny_model_other") / "tiny_other.keras")
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model_other") / "tiny_other.keras", seed=1)

@@ -1,4 +1,4 @@
-"""Tests of the bitstream package: tables, entropy coding, .vqc container."""
+"""Tests of the bitstream package's .vqc container (the context model: test_context_model.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bitstream
 from bitstream import (
     ChecksumError,
     CorruptDataError,
-    CodingTables,
     FormatError,
     Header,
     ImageTooLargeError,
@@ -24,8 +22,7 @@ from bitstream import (
     NotVQCError,
     TruncatedError,
     UnsupportedVersionError,
-    decode_indices,
-    encode_indices,
+    ContextModel,
     pack,
     read_header,
     unpack,
@@ -33,298 +30,6 @@ from bitstream import (
 
 FP = bytes(range(1, 9))
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-# -- helpers ---------------------------------------------------------------------------
-def synth_grids(rng, n, S, K, h, w, model_seed=0):
-    """Residual-VQ-like grids: stage 0 piecewise constant with noise, later
-    stages correlated with the previous stage and with their neighbours.
-    Grids drawn with the same ``model_seed`` share one distribution."""
-    mrng = np.random.default_rng([model_seed, S, K])
-    skew = mrng.dirichlet(np.full(K, 0.3))
-    maps = [mrng.integers(0, K, K) for _ in range(S)]
-    out = []
-    for _ in range(n):
-        g = np.empty((S, h, w), np.int64)
-        bs = int(rng.integers(2, 5))
-        blocks = rng.choice(K, size=(-(-h // bs), -(-w // bs)), p=skew)
-        g[0] = np.kron(blocks, np.ones((bs, bs), np.int64))[:h, :w]
-        noise = rng.random((h, w)) < 0.3
-        g[0][noise] = rng.choice(K, size=int(noise.sum()), p=skew)
-        for s in range(1, S):
-            dep = rng.random((h, w)) < 0.4
-            g[s] = np.where(dep, maps[s][g[s - 1]], rng.choice(K, size=(h, w), p=skew))
-        out.append(g)
-    return out
-
-
-def random_tables(rng, S, K):
-    """Arbitrary valid tables (not fitted): random maps, counts and boosts."""
-    B = int(rng.integers(1, 5))
-    bucket_map = rng.integers(0, B, (S, K))
-    counts = rng.integers(1, 1000, (S, B, K))
-    if rng.random() < 0.3:
-        counts[:, :, rng.integers(0, K)] = 1  # some very unlikely code
-    boost = np.zeros((S, 5, 5), np.int64)
-    for n in range(1, 5):
-        for e in range(n + 1):
-            boost[:, n, e] = rng.integers(0, 1 << int(rng.integers(1, 24)), S)
-    return CodingTables(bucket_map, counts, boost)
-
-
-@st.composite
-def coding_cases(draw):
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    S = draw(st.integers(1, 4))
-    K = draw(st.sampled_from([2, 3, 7, 16, 64, 256, 300]))
-    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
-    kind = draw(st.sampled_from(["uniform", "random", "fitted"]))
-    if kind == "uniform":
-        tables = CodingTables.uniform(S, K)
-    elif kind == "random":
-        tables = random_tables(rng, S, K)
-    else:
-        tables = CodingTables.fit(synth_grids(rng, 3, S, K, 8, 8), S, K, num_buckets=4)
-    S_used = draw(st.integers(1, S))
-    if draw(st.booleans()):
-        indices = synth_grids(rng, 1, S, K, h, w)[0][:S_used]
-    else:
-        indices = rng.integers(0, K, (S_used, h, w))
-    return tables, indices
-
-
-# -- entropy coding ----------------------------------------------------------------------
-@SETTINGS
-@given(coding_cases())
-def test_roundtrip_exact(case):
-    tables, indices = case
-    payload = encode_indices(indices, tables)
-    assert isinstance(payload, bytes) and len(payload) % 4 == 0
-    out = decode_indices(payload, tables, *indices.shape)
-    assert out.shape == indices.shape
-    np.testing.assert_array_equal(out, indices)
-
-
-@SETTINGS
-@given(coding_cases())
-def test_size_matches_cross_entropy(case):
-    tables, indices = case
-    bits = 8 * len(encode_indices(indices, tables))
-    ideal = tables.cross_entropy_bits(indices)
-    assert bits <= 1.01 * ideal + 64  # within 1% + 8 bytes (range-coder flush)
-    assert bits >= 0.99 * ideal - 64
-
-
-def test_size_close_to_cross_entropy_realistic():
-    rng = np.random.default_rng(1)
-    train = synth_grids(rng, 4, 8, 256, 32, 48)
-    tables = CodingTables.fit(train, 8, 256)
-    g = synth_grids(rng, 1, 8, 256, 64, 96)[0]
-    bits = 8 * len(encode_indices(g, tables))
-    ideal = tables.cross_entropy_bits(g)
-    assert 0.99 * ideal <= bits <= 1.01 * ideal + 64, (bits, ideal)
-
-
-def test_context_tables_beat_static_on_held_out():
-    rng = np.random.default_rng(2)
-    data = synth_grids(rng, 10, 4, 64, 24, 32)
-    train, test = data[:7], data[7:]
-    static = CodingTables.fit(train, 4, 64, num_buckets=1, spatial=False)
-    ctx = CodingTables.fit(train, 4, 64)
-    h_static = sum(static.cross_entropy_bits(g) for g in test)
-    h_ctx = sum(ctx.cross_entropy_bits(g) for g in test)
-    assert h_ctx < 0.95 * h_static, (h_ctx, h_static)
-
-
-def test_fewer_stages_than_tables():
-    rng = np.random.default_rng(3)
-    tables = CodingTables.fit(synth_grids(rng, 2, 5, 32, 10, 10), 5, 32)
-    g = synth_grids(rng, 1, 5, 32, 7, 9)[0]
-    for s in range(1, 6):
-        out = decode_indices(encode_indices(g[:s], tables), tables, s, 7, 9)
-        np.testing.assert_array_equal(out, g[:s])
-
-
-def test_roundtrip_default_model_size():
-    # 8 stages of 256 codes on Kodak's 64x96 latent grid (timings: benchmarks/)
-    rng = np.random.default_rng(4)
-    tables = random_tables(rng, 8, 256)
-    g = synth_grids(rng, 1, 8, 256, 64, 96)[0]
-    out = decode_indices(encode_indices(g, tables), tables, 8, 64, 96)
-    np.testing.assert_array_equal(out, g)
-
-
-def test_encode_rejects_bad_indices():
-    tables = CodingTables.uniform(2, 8)
-    with pytest.raises(ValueError):
-        encode_indices(np.full((1, 2, 2), 8), tables)
-    with pytest.raises(ValueError):
-        encode_indices(np.full((1, 2, 2), -1), tables)
-    with pytest.raises(ValueError):
-        encode_indices(np.zeros((3, 2, 2), np.int64), tables)  # more stages than tables
-    with pytest.raises(ValueError):
-        encode_indices(np.zeros((2, 2), np.int64), tables)
-    with pytest.raises(ValueError):
-        encode_indices(np.zeros((1, 2, 2), np.float32), tables)
-
-
-def test_decode_refuses_huge_grids_before_allocating():
-    tables = CodingTables.uniform(255, 4)
-    with pytest.raises(ImageTooLargeError):
-        decode_indices(b"", tables, 255, 1 << 20, 1 << 20)
-    with pytest.raises(ImageTooLargeError):
-        decode_indices(b"", tables, 2, 10, 10, max_symbols=199)
-    assert decode_indices(encode_indices(np.zeros((2, 10, 10), np.int64), tables), tables, 2, 10, 10,
-                          max_symbols=200).shape == (2, 10, 10)
-
-
-def test_decode_refuses_payload_too_short_for_its_grid_before_allocating():
-    # 2 bits per symbol under uniform tables of 4 codes: a 3x10x10 grid needs 600 bits
-    tables = CodingTables.uniform(3, 4)
-    assert tables.min_coded_bits(3, 10, 10) == pytest.approx(600, rel=1e-4)
-    with pytest.raises(bitstream.CorruptDataError, match=r"too short for a 3x10x10 index grid"):
-        decode_indices(b"\x00" * 64, tables, 3, 10, 10)  # 512 bits < 600 - 64
-    # a few bytes announcing 2**40 symbols: refused, not allocated (no cap on symbols here)
-    with pytest.raises(bitstream.CorruptDataError, match="too short"):
-        decode_indices(b"\x00" * 8, tables, 3, 1 << 20, 1 << 20, max_symbols=None)
-
-
-@pytest.mark.parametrize("K", [2, 3, 16, 256, 4096])
-def test_payload_bound_never_refuses_a_real_payload(K):
-    """The most compressible grids (one code everywhere) under the most skewed
-    tables the format allows still code to at least ``min_coded_bits``."""
-    S = 2
-    for top in (2, 100, (1 << 20) - (K - 1)):
-        counts = np.ones((S, 1, K), np.int64)
-        counts[:, :, 0] = top
-        for beta in (0, 1 << 10, 1 << 16, 1 << 24):
-            boost = np.zeros((S, 5, 5), np.int64)
-            for n in range(1, 5):
-                boost[:, n, : n + 1] = beta
-            tables = CodingTables(np.zeros((S, K), np.int64), counts, boost)
-            for h, w in ((1, 1), (1, 7), (40, 30), (200, 150)):
-                g = np.zeros((S, h, w), np.int64)
-                payload = encode_indices(g, tables)
-                assert 8 * len(payload) >= tables.min_coded_bits(S, h, w), (K, top, beta, h, w)
-                np.testing.assert_array_equal(decode_indices(payload, tables, S, h, w), g)
-
-
-@SETTINGS
-@given(coding_cases())
-def test_payload_bound_holds_for_random_cases(case):
-    tables, indices = case
-    bits = 8 * len(encode_indices(indices, tables))
-    assert bits >= tables.min_coded_bits(*indices.shape)
-    # a lower bound on the ideal size too, not just on what the coder emits
-    assert tables.min_coded_bits(*indices.shape) <= tables.cross_entropy_bits(indices) + 1e-6
-
-
-def test_payload_bound_is_below_the_cost_of_every_small_grid():
-    # Every 2-stage 1x1 grid (one anchor per stage): the bound must not exceed any of them,
-    # whichever bucket row the first stage's code selects.
-    import itertools
-
-    for seed in range(60):
-        tables = random_tables(np.random.default_rng(seed), 2, 3)
-        for codes in itertools.product(range(3), repeat=2):
-            idx = np.array(codes).reshape(2, 1, 1)
-            assert tables.min_coded_bits(2, 1, 1) <= tables.cross_entropy_bits(idx) + 1e-9, (seed, codes)
-
-
-def test_decode_rejects_bad_payloads():
-    rng = np.random.default_rng(5)
-    tables = random_tables(rng, 2, 16)
-    g = rng.integers(0, 16, (2, 5, 6))
-    payload = encode_indices(g, tables)
-    with pytest.raises(FormatError, match="32-bit words"):
-        decode_indices(payload[:-1], tables, 2, 5, 6)
-    with pytest.raises(FormatError, match="left over"):
-        decode_indices(payload + b"\x01\x02\x03\x04" * 3, tables, 2, 5, 6)
-    for _ in range(200):  # garbage either decodes to something or raises FormatError
-        junk = rng.bytes(4 * int(rng.integers(0, 12)))
-        try:
-            out = decode_indices(junk, tables, 2, 5, 6)
-        except FormatError:
-            continue
-        assert out.shape == (2, 5, 6) and out.min() >= 0 and out.max() < 16
-
-
-# -- tables ------------------------------------------------------------------------------
-@SETTINGS
-@given(coding_cases())
-def test_tables_array_roundtrip(case):
-    tables, _ = case
-    arr = tables.to_array()
-    assert arr.dtype == np.int32 and arr.ndim == 1
-    again = CodingTables.from_array(arr)
-    assert again == tables
-    np.testing.assert_array_equal(again.to_array(), arr)
-
-
-def test_fit_is_deterministic_and_valid():
-    rng = np.random.default_rng(6)
-    grids = synth_grids(rng, 4, 3, 40, 16, 16)
-    a, b = CodingTables.fit(grids, 3, 40), CodingTables.fit(grids, 3, 40)
-    assert a == b
-    assert a.counts.min() >= 1
-    assert a.num_stages == 3 and a.num_codes == 40
-
-
-def test_fit_handles_unseen_codes_and_generators():
-    grids = (np.zeros((2, 3, 3), np.int64) for _ in range(2))  # only code 0 ever seen
-    t = CodingTables.fit(grids, 2, 10)
-    g = np.full((2, 3, 3), 9)
-    np.testing.assert_array_equal(decode_indices(encode_indices(g, t), t, 2, 3, 3), g)
-
-
-def test_fit_rejects_bad_grids():
-    with pytest.raises(ValueError):
-        CodingTables.fit([np.zeros((3, 4, 4), np.int64)], 2, 8)
-    with pytest.raises(ValueError):
-        CodingTables.fit([np.full((2, 4, 4), 8)], 2, 8)
-
-
-def test_default_model_tables_size():
-    rng = np.random.default_rng(7)
-    t = CodingTables.fit(synth_grids(rng, 2, 8, 256, 16, 16), 8, 256)
-    assert t.to_array().nbytes < 200_000  # 16 buckets: ~140 kB
-
-
-def _bad(arr, **kw):
-    arr = arr.copy()
-    for i, v in kw.items():
-        arr[int(i[1:])] = v
-    return arr
-
-
-def test_from_array_rejects_bad_arrays():
-    good = CodingTables.fit(synth_grids(np.random.default_rng(8), 2, 2, 8, 6, 6), 2, 8, num_buckets=2).to_array()
-    S, K, B = 2, 8, 2
-    counts_at = 8 + S * K
-    boost_at = counts_at + S * B * K
-    bad_arrays = [
-        good[:5],
-        good[:-1],
-        np.concatenate([good, [1]]),
-        good.astype(np.float64),
-        _bad(good, i0=0x12345678),  # magic
-        _bad(good, i1=2),  # version
-        _bad(good, i2=0),  # S
-        _bad(good, i3=1),  # K
-        _bad(good, i5=1),  # reserved
-        _bad(good, **{f"i{8}": B}),  # bucket out of range
-        _bad(good, **{f"i{counts_at}": 0}),  # zero count
-        _bad(good, **{f"i{counts_at}": -5}),
-        _bad(good, **{f"i{counts_at}": 1 << 30}),  # row sum too large
-        _bad(good, **{f"i{boost_at}": 7}),  # boost[0,0] != 0
-        _bad(good, **{f"i{boost_at + 2}": 7}),  # e > n
-        _bad(good, **{f"i{boost_at + 6}": -1}),
-    ]
-    for arr in bad_arrays:
-        with pytest.raises(FormatError):
-            CodingTables.from_array(arr)
-    assert CodingTables.from_array(good).to_array().tolist() == good.tolist()
 
 
 # -- container ---------------------------------------------------------------------------
@@ -481,13 +186,14 @@ def test_pixel_limit_checked_without_allocation():
 
 def test_full_pipeline_with_alpha():
     rng = np.random.default_rng(9)
-    tables = CodingTables.fit(synth_grids(rng, 3, 3, 16, 8, 8), 3, 16)
-    g = synth_grids(rng, 1, 3, 16, 5, 7)[0][:2]
-    header = Header(FP, 40, 33, "RGBA", 2, 5, 7, tile_size=4)
-    data = pack(header, encode_indices(g, tables), b"alpha-bytes")
+    grids = [[rng.integers(0, 16, (5, 7, 3)) for _ in range(3)] for _ in range(2)]  # 2 levels, 3 grids each
+    tables = ContextModel.fit(grids, 16, 8)
+    g = rng.integers(0, 16, (5, 7, 3))
+    header = Header(FP, 40, 33, "RGBA", kind="ecvq", level=1, latent_height=5, latent_width=7, tile_size=4)
+    data = pack(header, tables.encode(g, 1), b"alpha-bytes")
     h, ip, ap = unpack(data, expected_fingerprint=FP)
     assert h == header and ap == b"alpha-bytes"
-    np.testing.assert_array_equal(decode_indices(ip, tables, h.num_stages, h.latent_height, h.latent_width), g)
+    np.testing.assert_array_equal(tables.decode(ip, h.latent_height, h.latent_width, h.level), g)
 
 
 # -- import hygiene ------------------------------------------------------------------------
@@ -533,6 +239,6 @@ def test_modules_import_each_other_without_a_cycle():
             visit(sibling, trail + [module])
         state[module] = "done"
 
-    assert "residual_context_model" in graph and "context_model" in graph
+    assert {"container", "context_model"} <= set(graph)
     for module in sorted(graph):
         visit(module, [])

@@ -17,48 +17,47 @@ import os
 import numpy as np
 import pytest
 
-from bitstream import CodingTables, FormatError, Header, decode_indices, encode_indices, pack, unpack
+from bitstream import ContextModel, FormatError, Header, pack, unpack
 
 CASES = int(os.environ.get("VQC_FUZZ_CASES", "2000"))
 SEED = int(os.environ.get("VQC_FUZZ_SEED", "20240607"))
 FP = b"fuzzmdl\x01"
 
 
-def _tables(rng, S, K):
-    B = 3
-    boost = np.zeros((S, 5, 5), np.int64)
-    for n in range(1, 5):
-        boost[:, n, : n + 1] = 1 << 15
-    return CodingTables(rng.integers(0, B, (S, K)), rng.integers(1, 500, (S, B, K)), boost)
+def _tables(rng, G, K):
+    """Context-model tables fitted on random grids of two levels (not realistic, but every code is possible)."""
+    grids = [[rng.integers(0, K, (6, 6, G)) for _ in range(3)] for _ in range(2)]
+    return ContextModel.fit(grids, K, min(K, 8))
 
 
 def _samples():
     """A few valid files: (data, tables, header, indices, alpha)."""
     rng = np.random.default_rng(SEED)
     out = []
-    for mode, S, K, S_used, lh, lw, alpha in [
-        ("RGB", 3, 16, 3, 6, 8, b""),
-        ("RGBA", 4, 256, 2, 5, 5, bytes(rng.integers(0, 256, 37, dtype=np.uint8))),
-        ("L", 2, 5, 1, 9, 3, b""),
-        ("LA", 2, 64, 2, 1, 1, b"\x00"),
+    for mode, G, K, lh, lw, alpha in [
+        ("RGB", 3, 16, 6, 8, b""),
+        ("RGBA", 4, 256, 5, 5, bytes(rng.integers(0, 256, 37, dtype=np.uint8))),
+        ("L", 2, 5, 9, 3, b""),
+        ("LA", 2, 64, 1, 1, b"\x00"),
     ]:
-        tables = _tables(rng, S, K)
-        idx = rng.integers(0, K, (S_used, lh, lw))
-        for j in range(1, lw):  # some runs, so the neighbour boosts are exercised
-            same = rng.random((S_used, lh)) < 0.3
-            idx[:, :, j] = np.where(same, idx[:, :, j - 1], idx[:, :, j])
-        header = Header(FP, lw * 8 - 3, lh * 8, mode, S_used, lh, lw, tile_size=int(rng.integers(0, 3)))
-        data = pack(header, encode_indices(idx, tables), alpha)
+        tables = _tables(rng, G, K)
+        idx = rng.integers(0, K, (lh, lw, G))
+        for j in range(1, lw):  # some runs, so the contexts vary
+            same = rng.random((lh, G)) < 0.3
+            idx[:, j] = np.where(same, idx[:, j - 1], idx[:, j])
+        header = Header(FP, lw * 8 - 3, lh * 8, mode, kind="ecvq", level=1, latent_height=lh, latent_width=lw,
+                        tile_size=int(rng.integers(0, 3)))
+        data = pack(header, tables.encode(idx, 1), alpha)
         out.append((data, tables, header, idx, alpha))
     return out
 
 
 def _decode_file(data, tables):
-    """What the codec does with a file: unpack, check the stage count, decode."""
+    """What the codec does with a file: unpack, check the level, decode."""
     header, index_payload, alpha = unpack(data, expected_fingerprint=FP)
-    if header.num_stages > tables.num_stages:
-        raise FormatError("more stages than the model has")
-    idx = decode_indices(index_payload, tables, header.num_stages, header.latent_height, header.latent_width)
+    if header.kind != "ecvq" or header.level >= tables.num_qualities:
+        raise FormatError("not a level the model has")
+    idx = tables.decode(index_payload, header.latent_height, header.latent_width, header.level)
     return header, idx, alpha
 
 
@@ -126,16 +125,16 @@ def test_fuzz_mutated_files():
 
 
 def test_fuzz_index_payload_without_crc():
-    """Corrupt index payloads fed straight to decode_indices (no CRC to save us)."""
+    """Corrupt index payloads fed straight to the context model's decoder (no CRC to save us)."""
     samples = _samples()
 
     def case(c):
         rng = np.random.default_rng([SEED, 1, c])
         data, tables, header, idx, _ = samples[c % len(samples)]
-        payload = encode_indices(idx, tables)
+        payload = tables.encode(idx, 1)
         mutated = _mutate(rng, payload)
         try:
-            out = decode_indices(mutated, tables, *idx.shape)
+            out = tables.decode(mutated, idx.shape[0], idx.shape[1], 1)
         except FormatError:
             return "error"
         except Exception as exc:  # pragma: no cover

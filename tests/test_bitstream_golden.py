@@ -27,28 +27,17 @@ ECVQ = [e for e in MANIFEST if e["header"]["kind"] == "ecvq"]
 
 
 @pytest.mark.parametrize("entry", LEARNED, ids=[e["file"] for e in LEARNED])
-def test_golden_file_decodes_identically(entry):
+def test_retired_learned_files_still_read(entry):
+    """Residual-VQ files are no longer decoded, but the container reads them, so the codec can name them."""
     data = (GOLDEN / entry["file"]).read_bytes()
     assert len(data) == entry["size"]
-    tables = bitstream.CodingTables.from_array(np.load(GOLDEN / entry["tables"]))
-    expected = np.load(GOLDEN / entry["indices"]).astype(np.int64)
     hdr = dict(entry["header"])
     hdr["model_fingerprint"] = bytes.fromhex(hdr["model_fingerprint"])
     header = bitstream.Header(**hdr)
-
     assert bitstream.read_header(data) == header
     h, index_payload, alpha = bitstream.unpack(data, expected_fingerprint=header.model_fingerprint)
-    assert h == header
-    assert alpha == bytes.fromhex(entry["alpha_payload"])
-    out = bitstream.decode_indices(index_payload, tables, h.num_stages, h.latent_height, h.latent_width)
-    np.testing.assert_array_equal(out, expected)
-    # and the encoder still produces exactly these bytes
-    assert bitstream.pack(header, bitstream.encode_indices(expected, tables), alpha) == data
-
-
-def test_golden_tables_exercise_the_context_model():
-    t = bitstream.CodingTables.from_array(np.load(GOLDEN / "tables_3x16.npy"))
-    assert t.num_buckets > 1 and t.boost.any()
+    assert (h, index_payload, alpha) == (header, bytes.fromhex(entry["index_payload"]), bytes.fromhex(entry["alpha_payload"]))
+    assert bitstream.pack(header, index_payload, alpha) == data
 
 
 @pytest.mark.parametrize("entry", ECVQ, ids=[e["file"] for e in ECVQ])

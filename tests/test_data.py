@@ -8,7 +8,7 @@ import pytest
 from vqcodec.metrics import psnr
 from PIL import Image
 
-from vqcodec import data
+from vqcodec.train import data, photos
 
 
 def _write(path, h, w, seed=0):
@@ -22,23 +22,23 @@ def test_find_images_recursive_sorted_and_filtered(tmp_path):
     _write(tmp_path / "a" / "deep" / "c.JPG", 8, 8)
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "dir.png").mkdir()  # a folder with an image suffix is not a file
-    found = data.find_images(tmp_path)
+    found = photos.find_images(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/deep/c.JPG", "b.png"]
 
 
 def test_find_images_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a directory"):
-        data.find_images(tmp_path / "missing")
+        photos.find_images(tmp_path / "missing")
     (tmp_path / "readme.md").write_text("x")
     with pytest.raises(FileNotFoundError, match="no images found"):
-        data.find_images(tmp_path)
+        photos.find_images(tmp_path)
 
 
 def test_load_rgb_converts_modes(tmp_path):
     Image.new("L", (5, 4), 7).save(tmp_path / "g.png")
     Image.new("RGBA", (5, 4), (1, 2, 3, 4)).save(tmp_path / "a.png")
     for name in ("g.png", "a.png"):
-        a = data.load_rgb(tmp_path / name)
+        a = photos.load_rgb(tmp_path / name)
         assert a.shape == (4, 5, 3) and a.dtype == np.uint8
 
 
@@ -91,7 +91,7 @@ def test_crop_dataset_reproducible_per_seed_epoch_and_index():
 
 def test_pyramid_skips_too_small_scales():
     image = np.zeros((100, 200, 3), np.uint8)
-    levels = data.build_pyramid(image, scales=(1.0, 0.5, 0.3), min_side=40)
+    levels = photos.build_pyramid(image, scales=(1.0, 0.5, 0.3), min_side=40)
     assert [lvl.shape[:2] for lvl in levels] == [(100, 200), (50, 100)]
     assert levels[0] is image
     ds = data.CropDataset([image, np.zeros((20, 20, 3), np.uint8)], 2, 40, steps=1, scales=(1.0, 0.5, 0.3))
@@ -127,7 +127,7 @@ def test_psnr_and_center_crop():
     assert psnr(a, a) == float("inf")
     assert psnr(a, a + 255) == pytest.approx(0.0)
     im = np.arange(21 * 30).reshape(21, 30)
-    c = data.center_crop_multiple(im, 8, max_side=16)
+    c = photos.center_crop_multiple(im, 8, max_side=16)
     assert c.shape == (16, 16) and c[0, 0] == im[2, 7]
 
 

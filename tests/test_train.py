@@ -1,327 +1,170 @@
-"""``vqcodec train`` end to end on a tiny model, through ``vqcodec.train.main`` (the CLI's code path).
-
-Tiny everything (8 channels, 4-dim codes, 3 stages of 16 codes, 32x32 crops)
-so the whole module stays within seconds of CPU per training run.
-"""
+"""``vqcodec train`` end to end: arguments checked before Keras loads, new and resumed runs, fine-tuning the
+shipped model, and models the codec then uses."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import shutil
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+from vqcodec import cli
 from vqcodec.train import data as vdata
-from vqcodec import train as vtrain
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = "--channels 8 --embedding-dim 4 --stages 3 --codes 16 --res-blocks 1".split()
-
-
-def make_images(folder: Path, n: int = 4, size=(80, 96), seed: int = 0) -> Path:
-    """Smooth colourful synthetic photos with a little noise, half of them in a sub-folder."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    for i in range(n):
-        c = rng.random((3, 3))
-        img = np.stack([c[k, 0] + c[k, 1] * np.sin(6 * xx * (k + 1) + i) * np.cos(4 * yy + 3 * c[k, 2]) for k in range(3)], -1)
-        img = img + 0.05 * rng.standard_normal(img.shape)
-        img = (np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8)
-        path = folder / ("sub" if i % 2 else "") / f"im{i}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(path)
-    return folder
+SHORT = "--log-every 2 --batch-size 2 --accumulate 1 --patch-size 32 --seed 0".split()
+TINY = "--codes 16 --lambdas 0.01 0.1".split()
 
 
-def read_log(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def iterations(path: Path) -> int:
-    import keras
-
-    return int(keras.ops.convert_to_numpy(keras.models.load_model(path).optimizer.iterations))
+def _train(argv: list[str]) -> int:
+    return cli.main(["train", *argv])
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One 30-step mixed-precision run (3 intervals of 10, validation every interval)."""
-    root = tmp_path_factory.mktemp("train")
-    images = make_images(root / "data")
-    out = root / "out" / "tiny.keras"  # the output folder does not exist yet
-    argv = [str(images), "-o", str(out), "--steps", "30", "--batch-size", "4", "--patch-size", "32", "--lr", "3e-3",
-            "--holdout", "1", "--log-every", "10", "--val-every", "1", "--precision", "mixed_bfloat16", "--seed", "0", *TINY]
-    assert vtrain.main(argv) == 0
-    return root, out, argv
+def photos(tmp_path_factory):
+    """Three small photo-like images (the last two validate)."""
+    folder = tmp_path_factory.mktemp("data") / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:104] / 104.0
+    for i in range(3):
+        c = rng.random((3, 2))
+        img = np.stack([c[k, 0] + c[k, 1] * np.sin(7 * xx * (k + 1) + i) * np.cos(5 * yy) for k in range(3)], -1)
+        img = np.clip(img / img.max() + 0.03 * rng.standard_normal(img.shape), 0, 1)
+        Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"im{i}.png")
+    return folder
 
 
-def test_loss_falls_and_log_has_every_interval(trained):
-    _, out, _ = trained
-    rows = read_log(out.with_suffix(".log.csv"))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
-    for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity", "codebook_usage"):
-        assert key in rows[0]
-    first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
-    assert last < 0.7 * first, (first, last)
+@pytest.fixture(scope="module")
+def patches(photos):
+    path = photos.parent / "patches.npz"
+    vdata.save_patches(path, vdata.cut_patches(photos, 8, 48, seed=0))
+    return path
 
 
-def test_validation_reports_psnr_and_bpp_per_quality_level(trained):
-    _, out, _ = trained
-    records = [json.loads(line) for line in out.with_suffix(".val.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [10, 20, 30]
-    for r in records:
-        assert len(r["psnr"]) == len(r["bpp_estimate"]) == 3
-        assert all(np.isfinite(r["psnr"])) and all(p >= 0 for p in r["psnr"])  # outputs are clipped to [0, 1]
-        assert all(0 < a < b for a, b in zip(r["bpp_estimate"], r["bpp_estimate"][1:]))  # more stages, more bits
-    # Seen: 7.4 -> 12.1 dB at full quality from step 10 to step 30 (an untrained decoder outputs ~black).
-    assert records[-1]["psnr"][-1] > records[0]["psnr"][-1] + 1.0
+def _run(*argv: str) -> subprocess.CompletedProcess:
+    code = "import sys; from vqcodec.cli import main; rc = main(sys.argv[1:]); assert 'keras' not in sys.modules; sys.exit(rc)"
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
 
 
-def test_export_has_tables_float32_and_no_optimizer(trained):
-    import keras
-
-    _, out, _ = trained
-    model = keras.models.load_model(out)
-    assert getattr(model, "optimizer", None) is None
-    tables = keras.ops.convert_to_numpy(model.coding_tables)
-    assert tables.dtype == np.int32 and np.count_nonzero(tables) > 0
-    import bitstream
-
-    assert bitstream.CodingTables.from_array(tables).num_stages == 3
-    policies = {layer.dtype_policy.name for layer in model._flatten_layers()}
-    assert policies == {"float32"}, policies
-    # The checkpoint keeps the training precision and the optimizer.
-    ckpt = keras.models.load_model(out.with_suffix(".ckpt.keras"))
-    assert ckpt.dtype_policy.name == "mixed_bfloat16"
-    assert int(keras.ops.convert_to_numpy(ckpt.optimizer.iterations)) == 30
+def test_help_and_bad_arguments_answer_without_keras(tmp_path):
+    shown = _run("train", "--help")
+    assert shown.returncode == 0 and "--from" in shown.stdout and "--accumulate" in shown.stdout
+    assert "default 100,000" in shown.stdout  # the shipped recipe's schedule
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for argv, message in [
+        (["train", str(tmp_path / "missing"), "-o", str(tmp_path / "m.keras")], "no such folder"),
+        (["train", str(empty), "-o", str(tmp_path / "m.keras")], "no images in this folder"),
+        (["train", "-o", str(tmp_path / "m.keras")], "give a data folder or --patches"),
+    ]:
+        result = _run(*argv)
+        assert result.returncode == 1, argv
+        assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_exported_model_compresses_and_decompresses(trained):
-    """The codec stores the model's indices losslessly and decodes exactly what the model reconstructs.
+def test_trains_on_a_folder_and_the_codec_uses_the_model(photos, tmp_path, capsys):
+    model_path = tmp_path / "run" / "model.keras"
+    assert _train([str(photos), "-o", str(model_path), "--holdout", "1", "--steps", "2", *TINY, *SHORT]) == 0
+    evaluation = json.loads(model_path.with_suffix(".eval.json").read_text())
+    assert [row["quality"] for row in evaluation["levels"]] == [0, 1] and evaluation["step"] == 2
+    assert all(row["bpp"] > 0 and row["psnr"] > 5 for row in evaluation["levels"])
+    image = tmp_path / "photo.png"
+    Image.open(photos / "im0.png").save(image)
+    out = tmp_path / "photo.vqc"
+    assert cli.main(["compress", str(image), "-o", str(out), "--model", str(model_path), "-q", "90"]) == 0
+    assert cli.main(["decompress", str(out), "-o", str(tmp_path / "back.png"), "--model", str(model_path)]) == 0
+    assert Image.open(tmp_path / "back.png").size == Image.open(image).size
+    assert "level 2" in capsys.readouterr().err
 
-    That is what the code guarantees; how good 30 training steps make the
-    reconstruction depends on the CPU, so it is not asserted here.
-    """
-    import vqcodec
+
+def test_from_default_fine_tunes_the_shipped_model(photos, tmp_path):
     from vqcodec import codec
 
-    _, out, _ = trained
-    model = codec.load_model(out)
-    image = np.asarray(Image.open(next((out.parent.parent / "data").glob("*.png"))))[:37, :45]
-    sizes = []
-    for stages, q in ((1, 0), (3, 100)):  # quality 0..100 over 3 stages
-        blob = vqcodec.compress(image, quality=q, model=str(out))
-        back = np.asarray(vqcodec.decompress(blob, model=str(out)))
-        assert back.shape == image.shape and back.dtype == np.uint8
-        header, grid = codec.read_indices(blob, model)
-        assert header.num_stages == stages and grid.shape == (5, 6, stages)
-        np.testing.assert_array_equal(grid, codec.indices_of(image, q, model))
-        # The model's own reconstruction from those indices, cropped and rounded as 8-bit.
-        recon = keras.ops.convert_to_numpy(model.decode_from_indices(grid[None]))[0, :37, :45]
-        expected = np.clip(np.rint(recon * 255.0), 0, 255)
-        assert np.abs(back.astype(int) - expected).max() <= 1
-        sizes.append(len(blob))
-    assert sizes[0] < sizes[1]
+    model_path = tmp_path / "tuned.keras"
+    assert _train([str(photos), "-o", str(model_path), "--from", "default", "--holdout", "1", "--steps", "1",
+                   "--log-every", "1", "--batch-size", "2", "--accumulate", "2", "--patch-size", "32"]) == 0
+    tuned = keras.models.load_model(model_path, compile=False)
+    shipped = codec.load_model(runtime="keras")
+    assert tuned.get_config()["lambdas"] == shipped.get_config()["lambdas"] and tuned.context_model() is not None
+    changed = [not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(tuned.decoder.weights, shipped.decoder.weights)]
+    assert any(changed) and tuned.fingerprint() != shipped.fingerprint()
 
 
-def test_checkpoint_resumes_to_the_same_step(trained, tmp_path):
-    root, out, argv = trained
-    ckpt = tmp_path / "tiny.ckpt.keras"
-    shutil.copy(out.with_suffix(".ckpt.keras"), ckpt)
-    shutil.copy(out.with_suffix(".log.csv"), tmp_path / "tiny.log.csv")
-    before = iterations(ckpt)
-    assert before == 30
-    new_argv = list(argv)
-    new_argv[new_argv.index("-o") + 1] = str(tmp_path / "tiny.keras")
-    new_argv[new_argv.index("--steps") + 1] = "40"
-    assert vtrain.main(new_argv + ["--resume", str(ckpt)]) == 0
-    assert iterations(ckpt) == 40  # resumed at 30 (not 0) and went on to the new --steps
-    rows = read_log(tmp_path / "tiny.log.csv")
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]  # appended one interval, one header
-    assert (tmp_path / "tiny.keras").is_file()
+def test_trains_from_patches_then_resumes_with_more_levels_and_codes(patches, photos, tmp_path, capsys):
+    first = tmp_path / "a" / "model.keras"
+    first.parent.mkdir()
+    argv = ["--patches", str(patches), "-o", str(first), "--steps", "4", "--codes", "16", "--lambdas", "0.01", "0.1"]
+    assert _train(argv + SHORT) == 0
+    assert json.loads((first.parent / "model.state.json").read_text())["step"] == 4
+    assert len((first.parent / "model.log.csv").read_text().strip().splitlines()) == 1 + 2  # header + 2 intervals
+    assert keras.models.load_model(first, compile=False).context_model() is None  # patches: no tables
+
+    # Evaluated on a folder: whole images, every level, the container's bytes counted; the tables fitted and stored.
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    Image.fromarray(np.full((40, 48, 3), 120, np.uint8)).save(tests / "flat.png")
+    assert _train([str(photos), "-o", str(first), "--holdout", "2", "--evaluate-on", str(tests)]) == 0
+    stored = keras.models.load_model(first, compile=False).context_model()
+    assert stored is not None and stored.counts.shape == (2, 64, 16, 16 + 1) and stored.counts.sum() > 0
+    result = json.loads((first.parent / "model.tests.eval.json").read_text())
+    assert result["image_count"] == 1 and result["step"] == 4 and [r["quality"] for r in result["levels"]] == [0, 1]
+    assert all(r["bpp"] >= 27 * 8 / (40 * 48) for r in result["levels"])  # at least the container's header and CRC
+
+    second = tmp_path / "b" / "model.keras"
+    second.parent.mkdir()
+    argv = [
+        "--patches", str(patches), "-o", str(second), "--resume", str(first), "--steps", "6",
+        "--codes", "32", "--lambdas", "0.003", "0.01", "0.1", "--rate-weight", "0.25", "--level-weight-power", "0.5",
+    ]
+    assert _train(argv + SHORT) == 0
+    out = capsys.readouterr().out
+    assert "reconfigured: lambdas [0.003, 0.01, 0.1], rate weight 0.25, 32 codes, level weight power 0.5" in out
+    assert json.loads((second.parent / "model.state.json").read_text())["step"] == 6
+    model = keras.models.load_model(second, compile=False)
+    assert model.lambdas == (0.003, 0.01, 0.1) and model.num_embeddings == 32 and model.quantizer.rate_weight == 0.25
+    assert model.level_weight_power == 0.5
+    assert model.quantizer.windowed  # the fixed lattice trained through the windowed search
+    x = np.random.default_rng(1).random((1, 32, 32, 3)).astype("float32")
+    for q in range(3):
+        indices = np.asarray(model.encode_to_indices(x, q))
+        assert indices.shape == (1, 4, 4, 64) and indices.min() >= 0 and indices.max() < 32
+        assert np.isfinite(np.asarray(model.decode_from_indices(indices, q))).all()
 
 
-def test_resume_from_exported_model_with_patches(trained, tmp_path, capsys):
-    """An exported model (no optimizer) resumes with a fresh optimizer; training data from --patches."""
-    root, out, _ = trained
-    patches = tmp_path / "p.npz"
-    assert vdata.main(["cut", str(root / "data"), "-o", str(patches), "--count", "24", "--patch-size", "40"]) == 0
-    capsys.readouterr()
-    new_out = tmp_path / "again.keras"
-    argv = ["--patches", str(patches), "-o", str(new_out), "--resume", str(out), "--steps", "10", "--batch-size", "4",
-            "--patch-size", "32", "--log-every", "10", "--val-every", "1", "--holdout", "2", "--precision", "float32", *TINY]
-    assert vtrain.main(argv) == 0
-    err = capsys.readouterr().err
-    assert "no optimizer state" in err and "fresh optimizer" in err
-    assert iterations(new_out.with_suffix(".ckpt.keras")) == 10
-    assert len(read_log(new_out.with_suffix(".log.csv"))) == 1
-    assert len(json.loads(new_out.with_suffix(".val.jsonl").read_text().splitlines()[0])["psnr"]) == 3
+def test_accumulated_batches_make_one_step(patches, tmp_path):
+    path = tmp_path / "acc" / "model.keras"
+    path.parent.mkdir()
+    argv = ["--patches", str(patches), "-o", str(path), "--steps", "2", *TINY,
+            "--log-every", "2", "--batch-size", "2", "--accumulate", "3", "--patch-size", "32"]
+    assert _train(argv) == 0
+    assert json.loads(path.with_suffix(".state.json").read_text())["step"] == 2
+    checkpoint = keras.models.load_model(path.with_suffix(".ckpt.keras"), compile=True)
+    assert int(np.asarray(checkpoint.optimizer.iterations)) == 2  # six batches, two steps
 
 
-def test_resume_missing_file_is_a_clear_error(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        vtrain.main([str(tmp_path), "-o", str(tmp_path / "m.keras"), "--resume", str(tmp_path / "nope.ckpt.keras")])
-    assert exc.value.code == 2
-    assert "--resume: no such file" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="--resume: no such file"):
-        vtrain.train(tmp_path, tmp_path / "m.keras", resume=tmp_path / "nope.keras")
-
-
-def test_needs_exactly_one_data_source(tmp_path, capsys):
-    for argv in (["-o", "m.keras"], [str(tmp_path), "--patches", "p.npz", "-o", "m.keras"]):
-        with pytest.raises(SystemExit):
-            vtrain.main(argv)
-        assert "--patches" in capsys.readouterr().err
-
-
-def test_cli_train_help(capsys):
-    from vqcodec import cli
-
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["train", "--help"])
-    assert exc.value.code == 0
-    text = capsys.readouterr().out
-    for option in ("--resume", "--strategy", "--patches", "--steps", "--val"):
-        assert option in text
-
-
-_COMPARE = textwrap.dedent(
-    """
-    import csv, json, os, sys
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import tensorflow as tf
-    cpus = tf.config.list_physical_devices("CPU")
-    # Two logical CPU devices, so MirroredStrategy has two replicas (must precede TF's device set-up).
-    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
-    import numpy as np
-    from vqcodec.train import _clip_after_all_reduce, main
-    data, out = sys.argv[1], sys.argv[2]
-    result = {}
-    for strategy in sys.argv[3:]:
-        o = os.path.join(out, strategy, "m.keras")
-        main([data, "-o", o, "--strategy", strategy, "--steps", "20", "--batch-size", "4", "--patch-size", "32",
-              "--lr", "3e-3", "--log-every", "10", "--precision", "float32", "--seed", "0",
-              "--channels", "8", "--embedding-dim", "4", "--stages", "3", "--codes", "16", "--res-blocks", "1"])
-        rows = list(csv.DictReader(open(os.path.join(out, strategy, "m.log.csv"))))
-        keys = ("loss", "reconstruction_loss", "vq_loss", "perplexity", "codebook_usage")
-        result[strategy] = {k: [float(r[k]) for r in rows] for k in keys}
-        ckpt = keras.models.load_model(os.path.join(out, strategy, "m.ckpt.keras"))
-        result[strategy]["weights"] = [keras.ops.convert_to_numpy(w).ravel().tolist() for w in ckpt.weights]
-        result[strategy]["names"] = [w.path for w in ckpt.weights]
-
-        # Gradient clipping that bites (clipnorm 0.01): 3 steps of a small dense net.
-        keras.utils.set_random_seed(0)
-        x = np.random.default_rng(0).random((3 * 8, 5)).astype("float32")
-        # (A second strategy's collective ops would clash with train's cached ones: reduce on one device.)
-        dist = tf.distribute.MirroredStrategy(cross_device_ops=tf.distribute.ReductionToOneDevice()) if strategy == "mirrored" else None
-        with dist.scope() if dist else tf.init_scope():
-            net = keras.Sequential([keras.Input((5,)), keras.layers.Dense(7, activation="tanh"), keras.layers.Dense(1)])
-            net.compile(optimizer=keras.optimizers.Adam(0.1, clipnorm=0.01), loss="mse")
-            if dist:
-                _clip_after_all_reduce(net.optimizer)
-        net.fit(x, x.sum(1) ** 2, batch_size=8, shuffle=False, verbose=0)
-        result[strategy]["clipped"] = [keras.ops.convert_to_numpy(w).ravel().tolist() for w in net.weights]
-    print("RESULT " + json.dumps(result))
-    """
-)
-
-
-def _run_strategies(tmp_path, *strategies):
-    images = make_images(tmp_path / "data")
-    proc = subprocess.run(
-        [sys.executable, "-c", _COMPARE, str(images), str(tmp_path / "out"), *strategies],
-        cwd=REPO,
-        env={**{k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
-
-
-@pytest.mark.slow  # two training runs in fresh interpreters: ~45 s, the suite's longest
-def test_mirrored_strategy_on_two_logical_cpus_matches_default(tmp_path):
-    """Same seed, same data, same global batch: the 2-replica run trains like the 1-device run.
-
-    In float32 the logged losses and metrics of every interval and the final
-    encoder and decoder weights agree to float error, and so does the
-    quantiser's state but for the few codes between which a vector at a
-    near-tie went one way or the other: the quantiser's state updates use whole-batch statistics (summed
-    over the replicas), its random picks (codebook seeding, dead-code
-    restarts, stage dropout) are drawn for the global batch identically on
-    every replica, batches are not shuffled (Keras' shuffle draws on Python's
-    ``random``, which the mirrored path's extra pass also advances), and
-    gradients are clipped after the replicas' sum, as on one device.
-    """
-    r = _run_strategies(tmp_path, "default", "mirrored")
-    d, m = r["default"], r["mirrored"]
-    for run in (d, m):
-        assert run["loss"][-1] < run["loss"][0] and run["reconstruction_loss"][-1] < 0.8 * run["reconstruction_loss"][0]
-    for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity", "codebook_usage"):
-        assert m[key] == pytest.approx(d[key], rel=1e-3), key
-    assert len(m["weights"]) == len(d["weights"])
-    flipped = {}  # stage -> codes whose state differs
-    for name, a, b in zip(d["names"], d["weights"], m["weights"]):
-        a, b = np.asarray(a), np.asarray(b)
-        bad = np.abs(a - b) > 1e-3 * max(np.abs(a).max(), 1e-3)
-        if "/quantizer/" not in name:
-            assert not bad.any(), name  # encoder and decoder: float error only
-        elif a.size == 1:
-            assert abs(a - b).max() <= 0.1 * max(abs(a).max(), 1.0), name  # batch statistics
-        else:
-            codes = np.flatnonzero(bad.reshape(16, -1).any(axis=1))
-            flipped.setdefault(name.split("/")[-2], set()).update(codes.tolist())
-    # A vector at a near-tie between two codes may go to either under a different summation
-    # order, and each such flip moves the state of two codes (seen: one flip, codes 2 of 16).
-    assert all(len(codes) <= 4 for codes in flipped.values()), flipped
-    for a, b in zip(d["clipped"], m["clipped"]):
-        a, b = np.asarray(a), np.asarray(b)
-        assert np.abs(a - b).max() <= 1e-3 * max(np.abs(a).max(), 1e-3)
-    assert (tmp_path / "out" / "mirrored" / "m.keras").is_file()
-
-
-@pytest.mark.slow
-def test_multiworker_strategy_runs_as_single_worker_without_tf_config(tmp_path):
-    r = _run_strategies(tmp_path, "multiworker")  # no TF_CONFIG: one worker
-    assert r["multiworker"]["loss"][-1] < r["multiworker"]["loss"][0]
-
-
-@pytest.mark.slow
-def test_train_from_patches_under_jax_then_codec_under_tensorflow(tmp_path):
-    """The accelerator path: `vqcodec train --patches` with KERAS_BACKEND=jax, then the
-    exported model compresses and decompresses under the default TensorFlow backend."""
-    import importlib.util
-
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed")
-    images = make_images(tmp_path / "imgs", n=4, size=(80, 96))
-    patches = tmp_path / "p.npz"
-    assert vdata.main(["cut", str(images), "-o", str(patches), "--count", "32", "--patch-size", "32"]) == 0
-    out = tmp_path / "jax" / "m.keras"
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    args = ["--patches", str(patches), "-o", str(out), "--steps", "20", "--log-every", "10", "--holdout", "4",
-            "--batch-size", "4", "--patch-size", "32", "--channels", "8", "--embedding-dim", "4", "--stages", "3",
-            "--codes", "16", "--res-blocks", "1", "--precision", "float32"]
-    proc = subprocess.run([sys.executable, "-m", "vqcodec.train", *args], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = read_log(out.with_suffix(".log.csv"))
-    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
-
-    import vqcodec
-
-    image = Image.open(sorted(images.glob("*.png"))[0]).convert("RGB")
-    data = vqcodec.compress(image, quality=3, model=out)
-    assert vqcodec.decompress(data, model=out).size == image.size
+def test_trains_the_quantiser_alone_at_the_coders_price(patches, tmp_path, capsys):
+    first = tmp_path / "a" / "model.keras"
+    first.parent.mkdir()
+    base = ["--patches", str(patches), *TINY]
+    assert _train(base + ["-o", str(first), "--steps", "2", "--coder-rate", "--learn-codebooks"] + SHORT) == 1
+    assert "--coder-rate needs the fixed 1-D lattice" in capsys.readouterr().err
+    assert _train(base + ["-o", str(first), "--steps", "2"] + SHORT) == 0
+    second = tmp_path / "b" / "model.keras"
+    second.parent.mkdir()
+    argv = ["--patches", str(patches), "-o", str(second), "--resume", str(first), "--steps", "6", "--lr", "1e-2",
+            "--coder-rate", "--freeze", "encoder", "decoder"]
+    assert _train(argv + SHORT) == 0
+    before, after = (keras.models.load_model(p, compile=False) for p in (first, second))
+    assert after.coder_rate and not before.coder_rate
+    for part in ("encoder", "decoder"):
+        for b, a in zip(getattr(before, part).weights, getattr(after, part).weights, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert getattr(after, part).trainable  # frozen for that run only
+    assert not np.allclose(np.asarray(after.quantizer.log_gains), np.asarray(before.quantizer.log_gains))
+    # The tables it trained with were fitted at the start (the saved weights drop them).
+    checkpoint = keras.models.load_model(second.with_suffix(".ckpt.keras"), compile=False)
+    assert checkpoint.context_model() is not None and after.context_model() is None
