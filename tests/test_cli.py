@@ -16,6 +16,7 @@ from PIL import Image
 
 import bitstream
 from vqcodec import cli
+from vqcodec.cli import console
 from vqcodec import codec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,15 +245,19 @@ def test_demo(tiny_model_path, tmp_path, capsys):
     assert (tmp_path / "demo" / "endeavour_q67.png").exists()
 
 
-def test_train_delegates(monkeypatch):
-    import vqcodec.train
+def test_train_takes_the_global_options_anywhere(monkeypatch, tmp_path):
+    import vqcodec.train.trainer as trainer
 
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        _image("RGB", seed=i).save(data / f"im{i}.png")
     seen = []
-    monkeypatch.setattr(vqcodec.train, "main", lambda argv=None: seen.append(argv) or 0)
-    assert cli.main(["train", "--help"]) == 0
-    assert cli.main(["-v", "train", "--epochs", "3"]) == 0
-    assert cli.main(["--quiet", "train", "data", "-o", "m.keras"]) == 0
-    assert seen == [["--help"], ["--epochs", "3"], ["data", "-o", "m.keras", "--quiet"]]
+    monkeypatch.setattr(trainer, "train", lambda args, command: seen.append((args.quiet, args.verbose, args.steps)) or 0)
+    out = str(tmp_path / "m.keras")
+    assert cli.main(["--quiet", "train", str(data), "-o", out, "--steps", "3"]) == 0
+    assert cli.main(["train", str(data), "-o", out, "-v"]) == 0
+    assert seen == [(True, False, 3), (False, True, 100_000)]
 
 
 def test_no_command_prints_help(capsys):
@@ -352,7 +357,7 @@ def test_multi_frame_input_warns_in_one_line(folder, tiny_model_path, capsys):
 def test_only_our_warnings_reach_stderr(folder, tiny_model_path, monkeypatch, capsys):
     import warnings
 
-    from vqcodec import images
+    from vqcodec.codec import images
 
     compress = codec.compress
 
@@ -402,7 +407,7 @@ def test_cli_subprocess_round_trip_and_errors(folder, tiny_model_path):
     out.mkdir()
     for n in ("rgb", "rgba", "l"):
         (folder / f"{n}.vqc").rename(out / f"{n}.vqc")
-    (out / "bad.vqc").write_bytes((out / "rgb.vqc").read_bytes()[:30])
+    (out / "bad.vqc").write_bytes((out / "rgb.vqc").read_bytes()[:-5])
     r = _run("decompress", "rgb.vqc", "bad.vqc", "rgba.vqc", "l.vqc", "--model", tiny_model_path, cwd=out)
     assert r.returncode == 1
     err = r.stderr.decode()
@@ -441,13 +446,13 @@ def test_train_keeps_its_progress_and_drops_the_backend_noise(tmp_path):
     data.mkdir()
     for i in range(3):
         _image("RGB", 48, 48, seed=i).save(data / f"im{i}.png")
-    r = _run("train", "data", "-o", "m.keras", "--steps", "2", "--batch-size", "2", "--patch-size", "32",
-             "--log-every", "2", "--precision", "float32", "--channels", "8", "--embedding-dim", "4",
-             "--stages", "2", "--codes", "16", "--res-blocks", "1", cwd=tmp_path)
+    r = _run("train", "data", "-o", "m.keras", "--steps", "2", "--batch-size", "2", "--accumulate", "1",
+             "--patch-size", "32", "--log-every", "2", "--holdout", "1", "--codes", "16", "--lambdas", "0.01", "0.1",
+             cwd=tmp_path)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     assert r.stderr == b"", r.stderr.decode()
     out = r.stdout.decode()
-    assert "2/2 - " in out and "loss: " in out and "saved m.keras" in out  # Keras' progress display
+    assert "2/2 - " in out and "loss: " in out and "q1: " in out  # Keras' progress display, then the evaluation
     assert (tmp_path / "m.keras").is_file()
 
 
@@ -485,6 +490,6 @@ def test_list_mode_reports_files_in_the_order_named():
     tasks = [Task(Path(f"{n}.png"), Path(f"{n}.vqc")) for n in "abcd"]
     # copies, as they come back pickled from worker processes, finishing last-first
     finished = [Outcome(Task(t.source, t.target), "done") for t in reversed(tasks)]
-    assert [o.task.source.name for o in cli._in_order(iter(finished), tasks)] == ["a.png", "b.png", "c.png", "d.png"]
+    assert [o.task.source.name for o in console.in_order(iter(finished), tasks)] == ["a.png", "b.png", "c.png", "d.png"]
     shuffled = [finished[2], finished[3], finished[0], finished[1]]
-    assert [o.task.source.name for o in cli._in_order(iter(shuffled), tasks)] == ["a.png", "b.png", "c.png", "d.png"]
+    assert [o.task.source.name for o in console.in_order(iter(shuffled), tasks)] == ["a.png", "b.png", "c.png", "d.png"]

@@ -13,6 +13,8 @@ from PIL import Image
 
 import bitstream
 from vqcodec import codec
+from vqcodec.codec import tiling
+from vqcodec.model.vqvae import VQVAEModel
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +44,11 @@ def _psnr(a, b):
 
 
 def test_quality_levels_and_load_cache(model, tiny_model_path):
-    assert codec.quality_levels(model) == [0, 34, 67]  # 0-33: 1 stage, 34-66: 2, 67-100: 3
+    assert codec.quality_levels(model) == [0, 34, 67]  # 0-33: level 1, 34-66: 2, 67-100: 3
     assert codec.load_model(tiny_model_path) is model
-    stages = [codec.read_indices(codec.compress(_smooth(8, 8), q, model, lossless=False), model)[0].num_stages
+    levels = [codec.read_indices(codec.compress(_smooth(8, 8), q, model, lossless=False), model)[0].quality
               for q in (0, 33, 34, 66, 67, 100, None)]
-    assert stages == [1, 1, 2, 2, 3, 3, 3]  # the default, 75, is in the top band
+    assert levels == [1, 1, 2, 2, 3, 3, 3]  # the default, 75, is in the top band
 
 
 def test_fingerprint_is_stable_across_loads(model, tiny_model_path, other_tiny_model_path):
@@ -70,24 +72,21 @@ def test_fingerprint_covers_only_what_decoding_reads(tiny_model_path, tmp_path):
     def bump(variable):
         variable.assign(keras.ops.convert_to_numpy(variable) + 1)
 
-    def stats(m):  # what inference and training bookkeeping overwrite
-        for v in m.quantizer.weights:
-            if v.name in ("code_usage", "perplexity", "usage", "ema_cluster_size"):
-                bump(v)
+    def stats(m):  # what training bookkeeping overwrites
+        bump(m.quantizer.code_usage)
+        bump(m.quantizer.recent_vectors)
 
     base = fp_after(lambda m: None)
     assert fp_after(stats) == base
     assert fp_after(lambda m: bump(m.encoder.weights[0])) == base  # the encoder does not decode
     assert fp_after(lambda m: bump(m.decoder.weights[0])) != base
-    assert fp_after(lambda m: bump(m.quantizer.stages[-1].embeddings)) != base  # a codebook
-    tables = keras.models.load_model(tiny_model_path, compile=False).coding_tables
-    changed = keras.ops.convert_to_numpy(tables).copy()
-    changed[-1] += 1  # a boost value
-    assert fp_after(lambda m: m.coding_tables.assign(changed)) != base
+    assert fp_after(lambda m: bump(m.quantizer.codebooks)) != base
+    assert fp_after(lambda m: bump(m.quantizer.log_gains)) != base
+    assert fp_after(lambda m: bump(m.coding_counts)) != base
 
     # inference, then saving, keeps the model's identity
     m = keras.models.load_model(tiny_model_path, compile=False)
-    m.predict(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32), verbose=0)
+    m.encode_to_indices(np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32), 1)
     m.save(tmp_path / "after_predict.keras")
     assert codec.model_fingerprint(tmp_path / "after_predict.keras") == base
 
@@ -95,8 +94,10 @@ def test_fingerprint_covers_only_what_decoding_reads(tiny_model_path, tmp_path):
 def test_load_model_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         codec.load_model(tmp_path / "nope.keras")
-    monkeypatch.setattr(codec, "default_model_path", lambda: tmp_path / "missing" / "default.keras")
-    with pytest.raises(FileNotFoundError, match="default model .* is not installed"):
+    from vqcodec.codec import loading
+
+    monkeypatch.setattr(loading, "default_model_path", lambda: tmp_path / "missing" / "default.keras")
+    with pytest.raises(FileNotFoundError, match="default model .* is missing: reinstall vqcodec"):
         codec.load_model()
 
 
@@ -117,27 +118,31 @@ def test_load_model_refuses_non_models_in_one_line(tmp_path):
         zf.writestr("config.json", "{not json")
     other = tmp_path / "dense.keras"
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(other)
+    residual = tmp_path / "residual.keras"
+    dense = [keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)]) for _ in range(2)]
+    VQVAEModel(*dense, num_embeddings=8, embedding_dim=4, num_stages=2).save(residual)
     for path, reason in [
         (text, r"not a vqcodec model \(not a Keras archive\)"),
         (png, r"not a vqcodec model \(not a Keras archive\)"),
         (plain_zip, r"not a vqcodec model \(a zip file without the config.json"),
         (broken, r"not a usable vqcodec model \(Keras cannot load it: "),
-        (other, r"not a vqcodec model \(it has no 'encode_to_indices'\)"),
+        (other, r"not a vqcodec model \(a Sequential, not a VariableRateVQVAE\)"),
+        (residual, r"a residual VQ-VAE, which the codec no longer runs .*'vqcodec==0\.7\.\*'"),
     ]:
         with pytest.raises(codec.InvalidModelError, match=str(path.name) + " is " + reason) as info:
             codec.load_model(str(path))
         assert "\n" not in str(info.value) and len(str(info.value)) < 300, str(info.value)
 
 
-@pytest.mark.parametrize("stages", [1, 2, 3])
-def test_round_trip_indices_exact(model, stages):
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_round_trip_indices_exact(model, level):
     a = _smooth(40, 56)
-    quality = codec.quality_levels(model)[stages - 1]
+    quality = codec.quality_levels(model)[level - 1]
     data = codec.compress(a, quality, model)
     header, grid = codec.read_indices(data, model)
-    assert header.num_stages == stages and (header.width, header.height) == (56, 40)
+    assert header.quality == level and (header.width, header.height) == (56, 40)
     # the decoded index grid is exactly what the model's encoder + quantiser give
-    expected = np.asarray(model.encode_to_indices(a[None].astype(np.float32) / 255, num_stages=stages))[0]
+    expected = np.asarray(model.encode_to_indices(a[None].astype(np.float32) / 255, level - 1))[0]
     np.testing.assert_array_equal(grid, expected)
     np.testing.assert_array_equal(grid, codec.indices_of(a, quality, model))
     out = codec.decompress(data, model)
@@ -155,12 +160,12 @@ def test_bad_quality(model):
 def test_odd_sizes(model, size):
     w, h = size
     a = _smooth(h, w)
-    data = codec.compress(a, 50, model, lossless=False)  # 34-66: 2 stages
+    data = codec.compress(a, 50, model, lossless=False)  # 34-66: level 2
     header, grid = codec.read_indices(data, model)
-    assert grid.shape == (-(-h // 8), -(-w // 8), 2)
+    assert grid.shape == (-(-h // 8), -(-w // 8), 4)  # 4 code groups
     # padding is edge replication, so the indices match an explicitly edge-padded image
     padded = np.pad(a, ((0, -h % 8), (0, -w % 8), (0, 0)), mode="edge")
-    expected = np.asarray(model.encode_to_indices(padded[None].astype(np.float32) / 255, num_stages=2))[0]
+    expected = np.asarray(model.encode_to_indices(padded[None].astype(np.float32) / 255, 1))[0]
     np.testing.assert_array_equal(grid, expected)
     out = codec.decompress(data, model)
     assert out.size == (w, h) and out.mode == "RGB"
@@ -309,8 +314,8 @@ def test_tiled_matches_untiled(model, sample):
     _, g1 = codec.read_indices(tiled, model)
     assert np.mean(g0 == g1) > 0.99  # identical up to float rounding at near-ties
     # decoder: the same indices decoded with and without tiles
-    a = np.asarray(codec._decode_image(model, g0, 3, 256, 176, None, tile_size=0), np.int16)
-    b = np.asarray(codec._decode_image(model, g0, 3, 256, 176, None, tile_size=8), np.int16)
+    a = np.asarray(tiling.decode_image(model, g0, 1, 256, 176, None, tile_size=0), np.int16)
+    b = np.asarray(tiling.decode_image(model, g0, 1, 256, 176, None, tile_size=8), np.int16)
     assert np.abs(a - b).max() <= 2
     out0 = codec.decompress(untiled, model)
     out1 = codec.decompress(tiled, model)
@@ -318,11 +323,11 @@ def test_tiled_matches_untiled(model, sample):
 
 
 def test_default_tiling_policy(model):
-    assert codec._effective_tile_size(64, 96, None) == 0  # Kodak 768x512 goes untiled
-    assert codec._effective_tile_size(96, 64, None) == 0
-    assert codec._effective_tile_size(97, 64, None) == codec.DEFAULT_TILE_SIZE
-    assert codec._effective_tile_size(500, 750, None) == codec.DEFAULT_TILE_SIZE
-    assert codec._effective_tile_size(500, 750, 0) == 0
+    assert tiling.effective_tile_size(64, 96, None) == 0  # Kodak 768x512 goes untiled
+    assert tiling.effective_tile_size(96, 64, None) == 0
+    assert tiling.effective_tile_size(97, 64, None) == tiling.DEFAULT_TILE_SIZE
+    assert tiling.effective_tile_size(500, 750, None) == tiling.DEFAULT_TILE_SIZE
+    assert tiling.effective_tile_size(500, 750, 0) == 0
     data = codec.compress(np.zeros((8, 8, 3), np.uint8), 1, model)
     assert bitstream.read_header(data).tile_size == 0
 
@@ -343,7 +348,7 @@ def test_decoded_pixels_are_the_models_decoding_of_the_decoded_indices(model):
     a = _smooth(44, 60)  # 6x8 latents, cropped back to 44x60 pixels
     data = codec.compress(a, 3, model, lossless=False)
     _, grid = codec.read_indices(data, model)
-    y = np.asarray(model.decode_from_indices(grid[None]))[0]
+    y = np.asarray(model.decode_from_indices(grid[None], 2))[0]
     expected = np.clip(np.rint(y.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)[:44, :60]
     np.testing.assert_array_equal(np.asarray(codec.decompress(data, model)), expected)
 
@@ -373,7 +378,8 @@ def test_short_payload_for_huge_grid_is_refused_at_once(model):
     with an empty index payload is refused before anything is allocated."""
     fp = codec.model_fingerprint(model)
     for w, h, tile in [(16384, 16384, 64), (4096, 4096, 0), (1024, 1024, 1)]:
-        header = bitstream.Header(fp, w, h, "RGB", 3, h // 8, w // 8, tile)
+        header = bitstream.Header(fp, w, h, "RGB", kind="ecvq", level=2, latent_height=h // 8, latent_width=w // 8,
+                                  tile_size=tile)
         with pytest.raises(bitstream.CorruptDataError, match="too short"):
             codec.decompress(bitstream.pack(header, b""), model)
     # a 1-latent image needs only a word: files with small grids are not refused
@@ -446,7 +452,7 @@ def test_multi_frame_input_warns(model, tmp_path):
 
 
 def test_pillow_plugin_errors_are_oserrors(model, other_tiny_model_path, tmp_path):
-    from vqcodec import pillow_plugin
+    from vqcodec.codec import pillow_plugin
 
     data = codec.compress(_make("RGB"), 1, model)
     corrupt = tmp_path / "corrupt.vqc"
@@ -469,7 +475,7 @@ def test_pillow_plugin_errors_are_oserrors(model, other_tiny_model_path, tmp_pat
 
 
 def test_pillow_plugin(model, tmp_path):
-    from vqcodec import pillow_plugin
+    from vqcodec.codec import pillow_plugin
 
     img = _make("RGBA")
     data = codec.compress(img, 2, model)
@@ -487,7 +493,7 @@ def test_pillow_plugin(model, tmp_path):
             assert np.asarray(opened).shape == (img.height, img.width, 4)
         out = tmp_path / "saved.vqc"
         img.save(out, quality=1)
-        assert bitstream.read_header(out.read_bytes()).num_stages == 1
+        assert bitstream.read_header(out.read_bytes()).quality == 1
     finally:
         pillow_plugin.set_model(None)
 

@@ -9,42 +9,16 @@ import numpy as np
 import pytest
 
 import bitstream
-from bitstream.context_model import ContextModel
+from conftest import smooth_image
 from vqcodec import codec
+from vqcodec.codec.interface import CodecModel
 from vqcodec.model.transforms import build_decoder, build_encoder
 from vqcodec.model.variable_rate import VariableRateVQVAE
 
 
-def _smooth(h, w, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    c = rng.random((3, 3))
-    img = np.stack([c[k, 0] + c[k, 1] * np.sin(6 * xx + 3 * k) * np.cos(4 * yy + c[k, 2]) for k in range(3)], -1)
-    img = img - img.min()
-    return np.clip(img / img.max() * 255 + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
-
-
-def _tiny_ecvq_model(path, seed: int = 0):
-    """Three levels, 4 latent channels coded as 4 groups of 16 lattice codes, tables fitted on smooth images."""
-    keras.utils.set_random_seed(seed)
-    model = VariableRateVQVAE(
-        build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=16, embedding_dim=4, code_dim=1,
-        lambdas=(0.001, 0.01, 0.1), gain_range=(1.0, 16.0), learn_codebooks=False, table_width=8, seed=seed,
-    )
-    images = [_smooth(48, 64, s) for s in range(4)]
-    grids = [
-        [np.asarray(model.encode_to_indices(im[None].astype(np.float32) / 255, q))[0].astype(np.int64) for im in images]
-        for q in range(3)
-    ]
-    fitted = ContextModel.fit(grids, 16, model.table_width)
-    model.set_coding_tables(fitted.counts, fitted.offsets)
-    model.save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return _tiny_ecvq_model(tmp_path_factory.mktemp("ecvq") / "ecvq.keras")
+def model_path(tiny_model_path):
+    return tiny_model_path
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +28,7 @@ def model(model_path):
 
 @pytest.mark.parametrize("quality, level", [(0, 0), (33, 0), (34, 1), (None, 2), (100, 2)])  # None: the default, 75
 def test_round_trip_at_every_level_is_the_models_own_coding(model, quality, level):
-    image = _smooth(40, 56, seed=7)
+    image = smooth_image(40, 56, seed=7)
     data = codec.compress(image, quality, model, lossless=False)
     header, grid = codec.read_indices(data, model)
     assert (header.kind, header.level, header.quality, data[3]) == ("ecvq", level, level + 1, 3)
@@ -71,11 +45,11 @@ def test_levels_and_bad_quality(model):
     assert codec.quality_levels(model) == [0, 34, 67]
     for bad in (101, -1):
         with pytest.raises(ValueError, match=r"quality must be in 0\.\.100"):
-            codec.compress(_smooth(8, 8), bad, model)
+            codec.compress(smooth_image(8, 8), bad, model)
 
 
 def test_higher_quality_spends_more_bytes_for_less_error(model):
-    image = _smooth(64, 96, seed=3)
+    image = smooth_image(64, 96, seed=3)
     sizes, errors = [], []
     for q in codec.quality_levels(model):
         data = codec.compress(image, q, model, lossless=False)
@@ -85,14 +59,14 @@ def test_higher_quality_spends_more_bytes_for_less_error(model):
 
 
 def test_size_target_picks_the_best_level_that_fits(model):
-    image = _smooth(64, 96, seed=5)
+    image = smooth_image(64, 96, seed=5)
     sizes = [len(codec.compress(image, q, model, lossless=False)) for q in codec.quality_levels(model)]
     data = codec.compress(image, model=model, size=sizes[1], lossless=False)
     assert bitstream.read_header(data).quality == 2 and len(data) == sizes[1]
 
 
 def test_tiled_matches_untiled(model):
-    image = _smooth(128, 136, seed=2)  # 16x17 latents, tiles of 8 latents with an 8-latent halo
+    image = smooth_image(128, 136, seed=2)  # 16x17 latents, tiles of 8 latents with an 8-latent halo
     untiled = codec.compress(image, 2, model, tile_size=0, lossless=False)
     tiled = codec.compress(image, 2, model, tile_size=8, lossless=False)
     _, a = codec.read_indices(untiled, model)
@@ -101,26 +75,23 @@ def test_tiled_matches_untiled(model):
 
 
 def test_alpha_and_grey_round_trip(model):
-    rgba = np.dstack([_smooth(24, 40), np.linspace(0, 255, 24 * 40).reshape(24, 40).astype(np.uint8)])
+    rgba = np.dstack([smooth_image(24, 40), np.linspace(0, 255, 24 * 40).reshape(24, 40).astype(np.uint8)])
     out = codec.decompress(codec.compress(rgba, 2, model, lossless=False), model)
     assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
-    grey = _smooth(24, 40)[..., 0]
+    grey = smooth_image(24, 40)[..., 0]
     assert codec.decompress(codec.compress(grey, 2, model, lossless=False), model).mode == "L"
 
 
-def test_files_of_another_model_family_or_level_are_refused(model, tiny_model_path):
-    data = codec.compress(_smooth(24, 40), 2, model, lossless=False)
-    residual = codec.compress(_smooth(24, 40), 2, tiny_model_path, lossless=False)
-    with pytest.raises(bitstream.ModelMismatchError, match="made by a residual VQ model, but this model is a variable-rate ECVQ"):
-        codec.decompress(residual, model)
-    with pytest.raises(bitstream.ModelMismatchError, match="made by a variable-rate ECVQ model, but this model is a residual"):
-        codec.decompress(data, tiny_model_path)
+def test_residual_files_retired_releases_and_missing_levels_are_refused(model):
+    data = codec.compress(smooth_image(24, 40), 2, model, lossless=False)
     header, payload, alpha = bitstream.unpack(data)
-    old_header, old_payload, _ = bitstream.unpack(residual)
+    residual = dataclasses.replace(header, kind="learned", level=0, num_stages=2)
+    with pytest.raises(bitstream.UnsupportedVersionError, match=r"residual-VQ indices, .*pip install 'vqcodec==0\.7\.\*'"):
+        codec.decompress(bitstream.pack(residual, payload, alpha), model)
     # The defaults of earlier releases: a residual model (0.1) and variable-rate ones (0.2 … 0.6).
-    retired = dataclasses.replace(old_header, model_fingerprint=bytes.fromhex("5e6f14bca9104e3d"))
+    retired = dataclasses.replace(residual, model_fingerprint=bytes.fromhex("5e6f14bca9104e3d"))
     with pytest.raises(bitstream.ModelMismatchError, match=r"default model of vqcodec 0\.1; .*pip install 'vqcodec==0\.1\.\*'"):
-        codec.decompress(bitstream.pack(retired, old_payload), model)
+        codec.decompress(bitstream.pack(retired, payload, alpha), model)
     retired_releases = (("d1f617132dc70358", "0.2"), ("7f49f6a98e4d6b1b", "0.3"), ("d9bea797d0be4611", "0.4"),
                         ("f411c3f2f02b369e", "0.5"), ("b508fca3b8da545d", "0.6"))
     for fingerprint, release in retired_releases:
@@ -137,19 +108,19 @@ def test_the_export_codes_like_keras_at_every_level(model_path, tmp_path):
     import shutil
 
     from vqcodec.runtime.export import export_model
-    from vqcodec.runtime.onnx_model import ExportedVariableRateModel
+    from vqcodec.runtime.onnx_model import ExportedModel
 
     path = tmp_path / "ecvq.keras"
     shutil.copy(model_path, path)
     export_model(path)
     keras_model = codec.load_model(path, runtime="keras")
     onnx_model = codec.load_model(path)
-    assert isinstance(onnx_model, ExportedVariableRateModel) and codec.is_variable_rate(onnx_model)
+    assert isinstance(onnx_model, ExportedModel) and isinstance(onnx_model, CodecModel)
     assert codec.model_fingerprint(onnx_model) == codec.model_fingerprint(keras_model)
     assert codec.quality_levels(onnx_model) == codec.quality_levels(keras_model)
     np.testing.assert_array_equal(onnx_model.context_model().counts, keras_model.context_model().counts)
     assert onnx_model.context_model() is onnx_model.context_model()  # built once
-    image = _smooth(48, 64, seed=11)
+    image = smooth_image(48, 64, seed=11)
     for q in codec.quality_levels(keras_model):
         a, b = codec.indices_of(image, q, keras_model), codec.indices_of(image, q, onnx_model)
         assert np.mean(a != b) <= 0.02
@@ -163,8 +134,8 @@ def test_a_model_without_tables_says_how_to_fit_them(tmp_path):
     keras.utils.set_random_seed(0)
     bare = VariableRateVQVAE(build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=16, embedding_dim=4,
                              lambdas=(0.01, 0.1), learn_codebooks=False)
-    with pytest.raises(ValueError, match="no entropy-coding tables; fit them with python -m vqcodec.train.trainer"):
-        codec.compress(_smooth(16, 16), 1, bare, lossless=False)
+    with pytest.raises(ValueError, match="no entropy-coding tables; fit them with vqcodec train DATA -o MODEL --evaluate-only"):
+        codec.compress(smooth_image(16, 16), 1, bare, lossless=False)
     from vqcodec.runtime.export import export_model
 
     bare.save(tmp_path / "bare.keras")
@@ -190,7 +161,7 @@ def test_command_line_round_trip_in_a_fresh_process(model_path, tmp_path):
 
     from PIL import Image
 
-    Image.fromarray(_smooth(40, 56, seed=9)).save(tmp_path / "in.png")
+    Image.fromarray(smooth_image(40, 56, seed=9)).save(tmp_path / "in.png")
     run = dict(capture_output=True, text=True, timeout=300)
     args = [sys.executable, "-m", "vqcodec.cli", "compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.vqc"),
             "--model", str(model_path), "-q", "67"]

@@ -64,7 +64,8 @@ def _model_with_tables():
     keras.utils.set_random_seed(0)
     model = VariableRateVQVAE(
         build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=9, embedding_dim=4,
-        lambdas=(0.01, 0.1), learn_codebooks=False, seed=0,
+        lambdas=(0.01, 0.1), learn_codebooks=False, rate_weight=1.0, gain_range=(1.0, 16.0),
+        learned_reconstruction=False, seed=0,
     )
     x = np.random.default_rng(8).random((4, 32, 32, 3)).astype("float32")
     grids = [[g for g in np.asarray(model.encode_to_indices(x, q))] for q in range(2)]

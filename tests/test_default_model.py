@@ -10,8 +10,10 @@ from PIL import Image
 
 import bitstream
 import vqcodec
-from vqcodec import codec
 from vqcodec.codec import default_model_path, model_fingerprint, read_indices
+from vqcodec.model.recipe import SHIPPED
+from vqcodec.model.recipe import STRIDE as SHIPPED_STRIDE
+from vqcodec.model.variable_rate import VariableRateVQVAE
 from vqcodec.quality import level_of
 from vqcodec.metrics import psnr
 
@@ -23,7 +25,7 @@ def test_default_model_ships_under_25_mb_with_tables():
     assert path.is_file(), f"shipped model missing: {path}"
     assert path.stat().st_size < 25 * 1024 * 1024
     model = vqcodec.load_model(runtime="keras")
-    assert codec.is_variable_rate(model) and model.num_qualities == len(vqcodec.quality_levels()) >= 8
+    assert isinstance(model, VariableRateVQVAE) and model.num_qualities == len(vqcodec.quality_levels()) >= 8
     counts = np.asarray(model.coding_counts)
     assert counts.shape[0] == model.num_qualities and (counts.sum(axis=(2, 3)) > 0).all()  # fitted: every level and group
 
@@ -55,3 +57,18 @@ def test_default_model_rate_and_quality_rise_with_level():
     assert scores == sorted(scores)
     # Thresholds only a trained model meets (the measured numbers are in vqcodec/models/README.md).
     assert scores[0] > 18.0 and scores[-1] > 33.0  # measured: 20.26 and 35.27 dB (vqcodec demo)
+
+
+def test_the_shipped_model_is_the_shipped_recipe():
+    """The recipe in code is the shipped model's: architecture, quantiser, levels, stride."""
+    model = vqcodec.load_model(runtime="keras")
+    config = model.get_config()
+    for name, value in SHIPPED.model_config().items():
+        expected = list(value) if isinstance(value, tuple) else value
+        assert config[name] == expected, name
+    encoder = model.encoder
+    assert [layer.name for layer in encoder.layers if "res" in layer.name] == ["enc_res_0", "enc_res_1"][: SHIPPED.res_blocks]
+    assert encoder.get_layer("down_0").filters == SHIPPED.channels
+    assert encoder.get_layer("to_latent").filters == SHIPPED.embedding_dim
+    x = np.zeros((1, 32, 48, 3), np.float32)
+    assert tuple(model.encode(x).shape) == (1, 32 // SHIPPED_STRIDE, 48 // SHIPPED_STRIDE, SHIPPED.embedding_dim)

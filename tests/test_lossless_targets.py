@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 import bitstream
 from vqcodec import cli
+from vqcodec.cli import checks
 from vqcodec import codec
 from vqcodec.codec import lossless
 from vqcodec.metrics import psnr
@@ -211,7 +212,7 @@ def test_cli_target_arguments_are_checked_early(tmp_path, capsys):
         assert message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["compress", str(tmp_path / "s.png"), "--size", "lots"])
-    assert cli._byte_size("40k") == 40_000 and cli._byte_size("1.5M") == 1_500_000 and cli._byte_size("512") == 512
+    assert checks.byte_size("40k") == 40_000 and checks.byte_size("1.5M") == 1_500_000 and checks.byte_size("512") == 512
 
 
 def test_info_names_the_payload_kind(model, tmp_path, capsys):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-import vqcodec
+from vqcodec.model.transforms import build_decoder, build_encoder
 from vqcodec.model.vqvae import VQVAEModel
 from vqcodec.model.quantizer import ResidualVectorQuantizer, VectorQuantizer
 
@@ -230,7 +230,7 @@ CUSTOM_OBJECTS = {
 }
 
 
-@pytest.mark.parametrize("variant", ["one_stage", "ema_three_stages", "coding_tables"])
+@pytest.mark.parametrize("variant", ["one_stage", "ema_three_stages"])
 def test_save_load_round_trip(tmp_path, variant):
     keras.utils.set_random_seed(0)
     if variant == "one_stage":
@@ -240,10 +240,6 @@ def test_save_load_round_trip(tmp_path, variant):
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     x = data(16)
     model.fit(x, batch_size=8, epochs=1, verbose=0)  # move the weights and EMA state off their init
-    table = None
-    if variant == "coding_tables":
-        table = np.arange(3 * 9, dtype="int32").reshape(3, 9) * 7
-        model.set_coding_tables(table)
     path = tmp_path / "m.keras"
     model.save(path)
     expected = model.predict(x, verbose=0)
@@ -264,34 +260,6 @@ def test_save_load_round_trip(tmp_path, variant):
             np.testing.assert_array_equal(
                 npy(loaded.encode_to_indices(x, num_stages=2)), expected_indices[..., :2]
             )
-        if table is not None:
-            stored = npy(loaded.coding_tables)
-            assert stored.dtype == np.int32
-            np.testing.assert_array_equal(stored, table)
-        else:
-            assert loaded.coding_tables is None
-
-
-def test_set_coding_tables_replaces_shape_and_values():
-    model = dense_model(coding_table_shape=(2, 3))
-    np.testing.assert_array_equal(npy(model.coding_tables), np.zeros((2, 3)))
-    model.set_coding_tables(np.ones((2, 3)))
-    np.testing.assert_array_equal(npy(model.coding_tables), np.ones((2, 3)))
-    model.set_coding_tables(np.full((4, 5), 9.0))
-    assert tuple(model.coding_tables.shape) == (4, 5)
-    assert str(model.coding_tables.dtype) == "int32"
-    assert model.get_config()["coding_table_shape"] == (4, 5)
-    tables = [w for w in model.non_trainable_weights if "coding_tables" in w.path]
-    assert len(tables) == 1 and tables[0] is model.coding_tables
-
-
-def test_coding_tables_reshaped_then_saved_and_loaded(tmp_path):
-    model = dense_model(coding_table_shape=(2, 3))
-    table = np.arange(20, dtype="int32").reshape(4, 5)
-    model.set_coding_tables(table)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_array_equal(npy(loaded.coding_tables), table)
 
 
 # -- mixed precision -------------------------------------------------------------------
@@ -352,8 +320,16 @@ def test_shipped_model_loads_with_the_same_variables_and_indices():
     assert np.mean(indices != expected) <= 0.005
 
 
-def test_build_image_vqvae_shapes():
-    model = vqcodec.build_image_vqvae(channels=8, embedding_dim=4, num_stages=3, num_embeddings=16, res_blocks=1)
+def image_vqvae(num_stages: int) -> VQVAEModel:
+    """A residual VQ-VAE on images with the codec's transforms (EMA codebooks, dead codes revived)."""
+    model = VQVAEModel(build_encoder(8, 4, 1), build_decoder(8, 4, 1), num_embeddings=16, embedding_dim=4, use_ema=True,
+                       num_stages=num_stages, dead_code_threshold=0.03)
+    model.build((None, None, None, 3))
+    return model
+
+
+def test_image_vqvae_shapes():
+    model = image_vqvae(num_stages=3)
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
     assert tuple(model.encode(x).shape) == (2, 4, 4, 4)
     assert model.predict(x, verbose=0).shape == (2, 32, 32, 3)
@@ -365,7 +341,7 @@ def test_build_image_vqvae_shapes():
     # A region (top, bottom, left, right) quantises only those latents: a tile's core.
     core = npy(model.encode_to_indices(x, num_stages=2, region=np.array([1, 3, 0, 2], np.int32)))
     np.testing.assert_array_equal(core, indices[:, 1:3, 0:2, :2])
-    # The codec's model keeps its codebooks as EMA state, out of the optimiser.
+    # EMA codebooks are state, out of the optimiser.
     assert all(not stage.embeddings.trainable for stage in model.quantizer.stages)
 
 
@@ -434,7 +410,7 @@ def test_trains_under_jax_backend(tmp_path):
 def test_validation_logs_real_usage_metrics():
     """val_perplexity / val_codebook_usage describe the validation batches, not a constant 0."""
     keras.utils.set_random_seed(3)
-    model = vqcodec.build_image_vqvae(channels=8, embedding_dim=4, num_stages=2, num_embeddings=16, res_blocks=1)
+    model = image_vqvae(num_stages=2)
     model.compile(optimizer="adam")
     x = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
     history = model.fit(x, validation_data=(x,), epochs=1, batch_size=4, verbose=0).history

@@ -218,21 +218,18 @@ def _unpack(data: bytes, model: CodecModel, max_pixels: int | None):
     if max_pixels is None:
         max_pixels = bitstream.DEFAULT_MAX_PIXELS
     header = bitstream.read_header(data)
+    retired = RETIRED_DEFAULTS.get(header.model_fingerprint.hex())
+    if retired is not None and header.model_fingerprint != fingerprint:
+        raise bitstream.ModelMismatchError(
+            f"file was made by the default model of vqcodec {retired}; "
+            f"decode it with that version: pip install 'vqcodec=={retired}.*'"
+        )
     if header.kind == "learned":
         raise bitstream.UnsupportedVersionError(
             "file holds residual-VQ indices, which this vqcodec no longer decodes; "
-            "decode it with the release that made it (pip install 'vqcodec==0.7.*' decodes any)"
+            "decode it with the release that made it (pip install 'vqcodec==0.7.*' decodes any but 0.1's)"
         )
-    try:
-        header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels, expected_fingerprint=fingerprint)
-    except bitstream.ModelMismatchError:
-        retired = RETIRED_DEFAULTS.get(header.model_fingerprint.hex())
-        if retired is not None:
-            raise bitstream.ModelMismatchError(
-                f"file was made by the default model of vqcodec {retired}; "
-                f"decode it with that version: pip install 'vqcodec=={retired}.*'"
-            ) from None
-        raise
+    header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels, expected_fingerprint=fingerprint)
     lh, lw = math.ceil(header.height / STRIDE), math.ceil(header.width / STRIDE)
     if (header.latent_height, header.latent_width) != (lh, lw):
         raise bitstream.CorruptDataError(

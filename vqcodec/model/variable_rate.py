@@ -30,6 +30,8 @@ from vqcodec.model.transforms import build_decoder, build_encoder, build_transfo
 __all__ = ["VariableRateVQVAE", "build_codec_model"]
 
 _R = SHIPPED  # the constructor's defaults are the shipped model's
+#: Options a saved config may lack (saved before they existed), with the value they had then.
+_ABSENT_MEANT = {"learn_codebooks": True, "learned_reconstruction": False}
 
 
 @keras.saving.register_keras_serializable(package="vqcodec")
@@ -287,7 +289,7 @@ class VariableRateVQVAE(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_transforms(config))
+        return cls(**(_ABSENT_MEANT | deserialize_transforms(config)))
 
 
 def build_codec_model(recipe: Recipe = SHIPPED, seed: int | None = None, **overrides) -> VariableRateVQVAE:

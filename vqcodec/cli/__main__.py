@@ -1,0 +1,7 @@
+"""``python -m vqcodec.cli``: the ``vqcodec`` command."""
+
+import sys
+
+from vqcodec.cli.main import main
+
+sys.exit(main())
