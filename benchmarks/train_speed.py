@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     keras.config.set_dtype_policy(args.policy)
-    from vqcodec.train.trainer import build_variable_rate_model
+    from vqcodec.model.variable_rate import build_codec_model
 
-    model = build_variable_rate_model(seed=0)
+    model = build_codec_model(seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile={"auto": "auto", "on": True, "off": False}[args.jit])
     x = np.random.default_rng(0).random((args.batch_size * args.steps, args.patch_size, args.patch_size, 3), dtype=np.float32)
 

@@ -63,9 +63,11 @@ def backend_quiet(verbose: bool):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def start_backend() -> None:
+def start_backend(what: str = "running a model through Keras") -> None:
     """Imports Keras and lets the backend probe its devices (where the start-up messages come from)."""
-    import keras
+    from vqcodec.extras import require
+
+    keras = require("keras", "train", what)
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

@@ -122,12 +122,9 @@ def _check(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     _check(args)
     with backend_quiet(args.verbose):
-        from vqcodec.extras import require
-
-        require("keras", "train", "vqcodec train")
+        start_backend("vqcodec train")
         from vqcodec.train.trainer import train
 
-        start_backend()
     with own_warnings(args.verbose):
         try:
             return train(args, ["vqcodec"] + sys.argv[1:])

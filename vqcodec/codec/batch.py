@@ -23,6 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from vqcodec.atomic_write import remove_stale_temporaries, write_atomic
+from vqcodec.extras import MissingExtraError
 
 __all__ = [
     "Task",
@@ -212,7 +213,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory"
     text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    plain = (ValueError, OSError, TypeError, Image.DecompressionBombError)
+    plain = (ValueError, OSError, TypeError, Image.DecompressionBombError, MissingExtraError)
     return text if isinstance(exc, plain) else f"{type(exc).__name__}: {text}"
 
 
