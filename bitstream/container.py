@@ -32,16 +32,17 @@ __all__ = [
 #: First three bytes of every .vqc file.
 MAGIC = b"VQC"
 #: Format version written by :func:`pack`.
-FORMAT_VERSION = 3
-#: Versions :func:`unpack` reads (version 1: learned payloads only, no kind byte; version 2: no ecvq kind).
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+#: Versions :func:`unpack` reads (version 1: learned payloads only, no kind byte; version 2: no ecvq kind;
+#: version 3: ecvq files coded at the image's own size).
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 #: Payload kinds, in the order of their code in the kind byte: residual-VQ indices, a lossless
 #: image file, and the indices of a variable-rate ECVQ model at one quality level (version 3).
 KINDS = ("learned", "lossless", "ecvq")
 _MODEL_KINDS = frozenset({"learned", "ecvq"})
 #: Kinds each version knows.
-_VERSION_KINDS = {1: 1, 2: 2, 3: 3}
+_VERSION_KINDS = {1: 1, 2: 2, 3: 3, 4: 3}
 #: Default decompression-bomb guard (like Pillow's ``MAX_IMAGE_PIXELS``):
 #: files announcing more pixels than this are refused before any allocation.
 DEFAULT_MAX_PIXELS = 2**28
@@ -75,6 +76,8 @@ class Header:
     ``level``: the model's quality level, 0 = lowest (ecvq only; else 0).
     ``latent_height``, ``latent_width``: shape of the coded index grids (0 for lossless).
     ``tile_size``: latent tile size used by the tiled decoder, 0 = untiled.
+    ``coded_width``, ``coded_height``: the size the model coded (ecvq only; 0 = the image's own size), at most
+    the image's: a smaller one is upsampled to ``width`` x ``height`` when decoding.
     """
 
     model_fingerprint: bytes | None
@@ -87,6 +90,8 @@ class Header:
     tile_size: int = 0
     kind: str = "learned"
     level: int = 0
+    coded_width: int = 0
+    coded_height: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -103,6 +108,11 @@ class Header:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         low = 1 if learned else 0
+        if self.kind == "ecvq":
+            for name, full in (("coded_width", self.width), ("coded_height", self.height)):
+                if getattr(self, name) == 0:
+                    object.__setattr__(self, name, full)
+        ecvq = self.kind == "ecvq"
         for name, lo, hi in (
             ("width", 1, MAX_DIMENSION),
             ("height", 1, MAX_DIMENSION),
@@ -111,16 +121,18 @@ class Header:
             ("latent_height", low, MAX_DIMENSION if learned else 0),
             ("latent_width", low, MAX_DIMENSION if learned else 0),
             ("tile_size", 0, MAX_TILE_SIZE if learned else 0),
+            ("coded_width", int(ecvq), self.width if ecvq and isinstance(self.width, int) else 0),
+            ("coded_height", int(ecvq), self.height if ecvq and isinstance(self.height, int) else 0),
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"{name} must be an int, got {v!r}")
             if not lo <= v <= hi:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
-        if self.latent_height > self.height or self.latent_width > self.width:
+        if self.latent_height > (self.coded_height or self.height) or self.latent_width > (self.coded_width or self.width):
             raise ValueError(
                 f"latent grid {self.latent_height}x{self.latent_width} is larger than "
-                f"the image {self.height}x{self.width}"
+                f"the coded image {self.coded_height or self.height}x{self.coded_width or self.width}"
             )
 
     @property
@@ -131,6 +143,11 @@ class Header:
     def quality(self) -> int:
         """The model level coded, 1..N: the stages coded, or the ECVQ level + 1 (0 for lossless)."""
         return self.level + 1 if self.kind == "ecvq" else self.num_stages
+
+    @property
+    def resampled(self) -> bool:
+        """The model coded a smaller image than this file holds (ecvq only)."""
+        return self.kind == "ecvq" and (self.coded_width, self.coded_height) != (self.width, self.height)
 
     @property
     def has_alpha(self) -> bool:
@@ -152,14 +169,10 @@ def _encode_header(header: Header) -> bytes:
         return bytes(out)
     out += header.model_fingerprint
     out.append(MODES.index(header.mode))
-    for v in (
-        header.width,
-        header.height,
-        header.num_stages if header.kind == "learned" else header.level,
-        header.latent_height,
-        header.latent_width,
-        header.tile_size,
-    ):
+    if header.kind == "learned":
+        raise ValueError("learned (residual-VQ) files are no longer written")
+    for v in (header.width, header.height, header.level, header.coded_width, header.coded_height,
+              header.latent_height, header.latent_width, header.tile_size):
         out += encode_uvarint(v)
     return bytes(out)
 
@@ -230,12 +243,19 @@ def _parse_header(data: bytes) -> tuple[Header, int]:
     pos += 1
     if mode_byte >= len(MODES):
         raise CorruptDataError(f"invalid channel-layout code {mode_byte} (valid codes: 0-{len(MODES) - 1})")
-    names = ("width", "height") if kind == "lossless" else (
-        "width", "height", "num_stages" if kind == "learned" else "level", "latent_height", "latent_width", "tile_size"
-    )
+    if kind == "lossless":
+        names = ("width", "height")
+    elif kind == "learned":
+        names = ("width", "height", "num_stages", "latent_height", "latent_width", "tile_size")
+    elif version >= 4:
+        names = ("width", "height", "level", "coded_width", "coded_height", "latent_height", "latent_width", "tile_size")
+    else:
+        names = ("width", "height", "level", "latent_height", "latent_width", "tile_size")
     fields = {}
     for name in names:
         fields[name], pos = decode_uvarint(data, pos, name)
+    if "coded_width" in fields and 0 in (fields["coded_width"], fields["coded_height"]):
+        raise CorruptDataError("invalid header: the coded size must be at least 1x1")
     try:
         header = Header(model_fingerprint=fingerprint, mode=MODES[mode_byte], kind=kind, **fields)
     except ValueError as exc:
@@ -249,7 +269,7 @@ def read_header(data: bytes) -> Header:
     Does not verify the checksum or the payloads, nor apply a pixel limit.
     Raises :class:`FormatError` if the header itself is malformed.
     """
-    return _parse_header(bytes(data[:64]))[0]  # a header is at most 44 bytes
+    return _parse_header(bytes(data[:72]))[0]  # a header is at most 52 bytes
 
 
 def unpack(

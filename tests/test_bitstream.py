@@ -33,21 +33,20 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 # -- container ---------------------------------------------------------------------------
-headers = st.builds(
-    Header,
-    model_fingerprint=st.binary(min_size=8, max_size=8),
-    width=st.integers(64, 1 << 24),
-    height=st.integers(64, 1 << 24),
-    mode=st.sampled_from(["L", "LA", "RGB", "RGBA"]),
-    num_stages=st.integers(1, 255),
-    latent_height=st.integers(1, 64),
-    latent_width=st.integers(1, 64),
-    tile_size=st.integers(0, 1 << 16),
-)
+@st.composite
+def headers(draw):
+    width, height = draw(st.integers(64, 1 << 24)), draw(st.integers(64, 1 << 24))
+    return Header(
+        model_fingerprint=draw(st.binary(min_size=8, max_size=8)), width=width, height=height,
+        mode=draw(st.sampled_from(["L", "LA", "RGB", "RGBA"])), kind="ecvq", level=draw(st.integers(0, 254)),
+        coded_width=draw(st.integers(64, min(width, 1 << 12))), coded_height=draw(st.integers(64, min(height, 1 << 12))),
+        latent_height=draw(st.integers(1, 64)), latent_width=draw(st.integers(1, 64)),
+        tile_size=draw(st.integers(0, 1 << 16)),
+    )
 
 
 @settings(max_examples=200, deadline=None)
-@given(headers, st.binary(max_size=300), st.binary(max_size=300))
+@given(headers(), st.binary(max_size=300), st.binary(max_size=300))
 def test_container_roundtrip(header, index_payload, alpha_payload):
     if not header.has_alpha:
         alpha_payload = b""
@@ -58,31 +57,50 @@ def test_container_roundtrip(header, index_payload, alpha_payload):
     assert zlib.crc32(data[:-4]) == int.from_bytes(data[-4:], "little")
 
 
-def _header(**kw):
-    base = dict(
-        model_fingerprint=FP, width=768, height=512, mode="RGB", num_stages=8,
-        latent_height=64, latent_width=96, tile_size=0,
-    )
-    base.update(kw)
-    return Header(**base)
-
-
 def _with_version(data: bytes, version: int) -> bytes:
     body = data[:3] + bytes([version]) + data[4:-4]
     return body + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
 
 
-def test_version_1_and_2_files_still_read():
-    """Version 1 had no kind byte, version 2 no ecvq kind: their files read as they always did."""
-    v3 = pack(_header(mode="RGBA"), b"\x01\x02", b"\x03")
-    assert v3[3] == 3
-    body = v3[:3] + b"\x01" + v3[5:-4]
-    v1 = body + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
-    v2 = _with_version(v3, 2)
-    assert unpack(v1) == unpack(v2) == unpack(v3) == (_header(mode="RGBA"), b"\x01\x02", b"\x03")
+def _version_3(header: Header, payload: bytes, alpha: bytes = b"") -> bytes:
+    """The version-3 file of an ecvq header coded at the image's own size (no coded-size fields)."""
+    v4 = pack(header, payload, alpha)
+    fixed = 3 + 1 + 1 + 8 + 1
+    pos = fixed
+    fields = []
+    for _ in range(8):  # width, height, level, coded width, coded height, latent h, latent w, tile
+        start = pos
+        while v4[pos] & 0x80:
+            pos += 1
+        pos += 1
+        fields.append(v4[start:pos])
+    body = v4[:3] + b"\x03" + v4[4:fixed] + b"".join(fields[:3] + fields[5:]) + v4[pos:-4]
+    return body + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def test_version_3_ecvq_files_read_as_coded_at_full_size():
+    header = _ecvq_header(mode="RGBA")
+    v3 = _version_3(header, b"\x01\x02", b"\x03")
+    assert v3[3] == 3 and len(v3) == len(pack(header, b"\x01\x02", b"\x03")) - 4
+    assert unpack(v3) == (header, b"\x01\x02", b"\x03")
+    assert not unpack(v3)[0].resampled
     ecvq = _with_version(pack(_ecvq_header(), b"\x01"), 2)
     with pytest.raises(CorruptDataError, match="payload-kind code 2 .valid codes in version 2: 0-1"):
         unpack(ecvq)
+
+
+def test_a_coded_size_round_trips_and_is_checked():
+    header = _ecvq_header(coded_width=384, coded_height=256, latent_height=32, latent_width=48)
+    assert header.resampled and unpack(pack(header, b"\x01\x02\x03\x04"))[0] == header
+    for kw in (dict(coded_width=769), dict(coded_height=513), dict(coded_width=-1)):
+        with pytest.raises(ValueError, match="coded_"):
+            _ecvq_header(**kw)
+    with pytest.raises(ValueError, match="larger than the coded image"):
+        _ecvq_header(coded_width=40, coded_height=40)  # the 64x96 latent grid no longer fits
+    with pytest.raises(ValueError, match="coded_width"):
+        Header(None, 40, 30, "L", kind="lossless", coded_width=20)
+    with pytest.raises(ValueError, match="no longer written"):
+        pack(Header(FP, 768, 512, "RGB", num_stages=8, latent_height=64, latent_width=96), b"")
 
 
 def _ecvq_header(**kw):
@@ -100,12 +118,11 @@ def test_ecvq_header_round_trip_and_rules():
         assert read_header(data) == header
         with pytest.raises(ModelMismatchError):
             unpack(data, expected_fingerprint=b"\x00" * 8)
-    assert len(pack(_ecvq_header(), b"")) == len(pack(_header(), b""))  # the level takes the stages' place
     for kw in (dict(level=255), dict(level=-1), dict(num_stages=1), dict(model_fingerprint=None), dict(latent_height=0)):
         with pytest.raises(ValueError):
             _ecvq_header(**kw)
     with pytest.raises(ValueError, match="level"):
-        _header(level=1)  # a residual file has stages, not levels
+        Header(FP, 768, 512, "RGB", num_stages=8, latent_height=64, latent_width=96, level=1)  # stages, not levels
 
 
 def test_lossless_header_round_trip_and_rules():
@@ -126,12 +143,12 @@ def test_lossless_header_round_trip_and_rules():
 
 
 def test_fixed_overhead_is_small():
-    # 768x512 RGB, 8 stages, 64x96 latents: 3 magic + 1 version + 1 kind + 8 fingerprint
-    # + 1 mode + 2 + 2 (size) + 1 stages + 1 + 1 (latent) + 1 tile + 1 length + 4 CRC
-    assert len(pack(_header(), b"")) == 27
-    assert len(pack(_header(mode="RGBA"), b"", b"")) == 28
+    # 768x512 RGB, level 5, 64x96 latents: 3 magic + 1 version + 1 kind + 8 fingerprint
+    # + 1 mode + 2 + 2 (size) + 1 level + 2 + 2 (coded size) + 1 + 1 (latent) + 1 tile + 1 length + 4 CRC
+    assert len(pack(_ecvq_header(), b"")) == 31
+    assert len(pack(_ecvq_header(mode="RGBA"), b"", b"")) == 32
     payload = b"x" * 5000  # a ~0.1 bpp Kodak file
-    assert len(pack(_header(), payload)) - len(payload) == 28  # 2-byte length varint
+    assert len(pack(_ecvq_header(), payload)) - len(payload) == 32  # 2-byte length varint
     # lossless: 3 magic + 1 version + 1 kind + 1 mode + 2 + 2 (size) + 2 length + 4 CRC
     lossless = Header(None, 768, 512, "RGBA", kind="lossless")
     assert len(pack(lossless, payload)) - len(payload) == 16
@@ -140,25 +157,25 @@ def test_fixed_overhead_is_small():
 def test_header_validation():
     for kw in [
         dict(model_fingerprint=b"short"), dict(width=0), dict(height=-1), dict(mode="CMYK"),
-        dict(num_stages=0), dict(num_stages=256), dict(latent_height=0), dict(tile_size=-1),
+        dict(level=-1), dict(level=255), dict(num_stages=1), dict(latent_height=0), dict(tile_size=-1),
         dict(latent_width=769), dict(width=1.5),
     ]:
         with pytest.raises(ValueError):
-            _header(**kw)
+            _ecvq_header(**kw)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        _header().width = 3  # type: ignore[misc]
+        _ecvq_header().width = 3  # type: ignore[misc]
     with pytest.raises(ValueError, match="alpha"):
-        pack(_header(mode="RGB"), b"", b"alpha")
+        pack(_ecvq_header(mode="RGB"), b"", b"alpha")
 
 
 def test_unpack_errors_are_specific():
-    data = pack(_header(), b"\x01\x02\x03\x04", b"")
+    data = pack(_ecvq_header(), b"\x01\x02\x03\x04", b"")
     with pytest.raises(NotVQCError, match="not a .vqc file"):
         unpack(b"\x89PNG\r\n\x1a\n" + data)
     with pytest.raises(NotVQCError):
         unpack(b"")
-    with pytest.raises(UnsupportedVersionError, match="version 4; this reader understands versions 1, 2, 3"):
-        unpack(data[:3] + b"\x04" + data[4:])
+    with pytest.raises(UnsupportedVersionError, match="version 5; this reader understands versions 1, 2, 3, 4"):
+        unpack(data[:3] + b"\x05" + data[4:])
     for cut in range(1, len(data)):
         with pytest.raises(TruncatedError, match="truncated"):
             unpack(data[:cut])
@@ -172,12 +189,12 @@ def test_unpack_errors_are_specific():
         unpack(data, expected_fingerprint=b"\x00" * 8)
     with pytest.raises(ImageTooLargeError, match="pixels"):
         unpack(data, max_pixels=768 * 512 - 1)
-    assert unpack(data, max_pixels=768 * 512)[0] == _header()
+    assert unpack(data, max_pixels=768 * 512)[0] == _ecvq_header()
 
 
 def test_pixel_limit_checked_without_allocation():
     # a tiny file that announces a gigantic image
-    big = Header(FP, width=1 << 24, height=1 << 24, mode="L", num_stages=1, latent_height=1, latent_width=1)
+    big = Header(FP, width=1 << 24, height=1 << 24, mode="L", kind="ecvq", latent_height=1, latent_width=1)
     data = pack(big, b"")
     with pytest.raises(ImageTooLargeError):
         unpack(data)

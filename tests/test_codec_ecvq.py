@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -31,7 +33,7 @@ def test_round_trip_at_every_level_is_the_models_own_coding(model, quality, leve
     image = smooth_image(40, 56, seed=7)
     data = codec.compress(image, quality, model, lossless=False)
     header, grid = codec.read_indices(data, model)
-    assert (header.kind, header.level, header.quality, data[3]) == ("ecvq", level, level + 1, 3)
+    assert (header.kind, header.level, header.quality, data[3]) == ("ecvq", level, level + 1, 4)
     expected = np.asarray(model.encode_to_indices(image[None].astype(np.float32) / 255, level))[0]
     np.testing.assert_array_equal(grid, expected)
     np.testing.assert_array_equal(grid, codec.indices_of(image, quality, model))
@@ -85,13 +87,14 @@ def test_alpha_and_grey_round_trip(model):
 def test_residual_files_retired_releases_and_missing_levels_are_refused(model):
     data = codec.compress(smooth_image(24, 40), 2, model, lossless=False)
     header, payload, alpha = bitstream.unpack(data)
-    residual = dataclasses.replace(header, kind="learned", level=0, num_stages=2)
+    residual = (Path(__file__).parent / "golden" / "rgb_3x16.vqc").read_bytes()  # a residual-VQ file of 0.7
     with pytest.raises(bitstream.UnsupportedVersionError, match=r"residual-VQ indices, .*pip install 'vqcodec==0\.7\.\*'"):
-        codec.decompress(bitstream.pack(residual, payload, alpha), model)
+        codec.decompress(residual, model)
     # The defaults of earlier releases: a residual model (0.1) and variable-rate ones (0.2 … 0.6).
-    retired = dataclasses.replace(residual, model_fingerprint=bytes.fromhex("5e6f14bca9104e3d"))
+    body = residual[:5] + bytes.fromhex("5e6f14bca9104e3d") + residual[13:-4]
+    retired = body + zlib.crc32(body).to_bytes(4, "little")
     with pytest.raises(bitstream.ModelMismatchError, match=r"default model of vqcodec 0\.1; .*pip install 'vqcodec==0\.1\.\*'"):
-        codec.decompress(bitstream.pack(retired, payload, alpha), model)
+        codec.decompress(retired, model)
     retired_releases = (("d1f617132dc70358", "0.2"), ("7f49f6a98e4d6b1b", "0.3"), ("d9bea797d0be4611", "0.4"),
                         ("f411c3f2f02b369e", "0.5"), ("b508fca3b8da545d", "0.6"))
     for fingerprint, release in retired_releases:
@@ -176,3 +179,47 @@ def test_command_line_round_trip_in_a_fresh_process(model_path, tmp_path):
                            str(tmp_path / "out.png"), "--model", str(model_path)], **run)
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "out.png").size == (56, 40)
+
+
+LADDER = ((0, 0.5), (0, 1.0), (1, 1.0), (2, 1.0))
+
+
+@pytest.fixture(scope="module")
+def laddered(tmp_path_factory):
+    """The tiny model with a first operating point that codes the image at half its size."""
+    from conftest import build_tiny_model
+
+    return codec.load_model(build_tiny_model(tmp_path_factory.mktemp("ladder") / "ladder.keras", ladder=LADDER))
+
+
+def test_the_lowest_point_codes_a_smaller_image_and_decodes_the_whole(laddered):
+    from PIL import Image
+
+    from vqcodec.codec import tiling
+
+    assert laddered.operating_points() == LADDER and codec.quality_levels(laddered) == [0, 25, 50, 75]
+    rgba = np.dstack([smooth_image(40, 57, seed=3), np.full((40, 57), 200, np.uint8)])
+    data = codec.compress(rgba, 0, laddered, lossless=False)
+    header, grid = codec.read_indices(data, laddered)
+    assert header.resampled and (header.coded_width, header.coded_height, header.level) == (28, 20, 0)
+    assert grid.shape == (3, 4, 4) and codec.describe_coding(data) == "level 1 at 28x20"
+    np.testing.assert_array_equal(grid, codec.indices_of(rgba, 0, laddered))
+    decoded = codec.decompress(data, laddered)
+    assert decoded.size == (57, 40) and decoded.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(decoded)[..., 3], 200)  # alpha at full size, exact
+    small = tiling.decode_image(laddered, grid, 1, 28, 20, None)
+    expected = np.asarray(small.resize((57, 40), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(np.asarray(decoded)[..., :3], expected)
+    full = codec.compress(rgba, 25, laddered, lossless=False)  # the same level at full size
+    assert bitstream.read_header(full).level == 0 and not bitstream.read_header(full).resampled
+
+
+def test_targets_search_every_operating_point(laddered):
+    image = smooth_image(48, 64, seed=5)
+    files = [codec.compress(image, q, laddered, lossless=False) for q in codec.quality_levels(laddered)]
+    assert [len(f) for f in files] == sorted(len(f) for f in files)
+    for budget in (len(files[0]), len(files[2])):
+        data = codec.compress(image, model=laddered, size=budget, lossless=False)
+        point = files.index(data)  # the largest point that fits
+        assert len(data) <= budget and (point == len(files) - 1 or len(files[point + 1]) > budget)
+    assert bitstream.read_header(files[0]).resampled

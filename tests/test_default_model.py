@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from importlib.resources import files
 
 import numpy as np
@@ -25,7 +27,7 @@ def test_default_model_ships_under_25_mb_with_tables():
     assert path.is_file(), f"shipped model missing: {path}"
     assert path.stat().st_size < 25 * 1024 * 1024
     model = vqcodec.load_model(runtime="keras")
-    assert isinstance(model, VariableRateVQVAE) and model.num_qualities == len(vqcodec.quality_levels()) >= 8
+    assert isinstance(model, VariableRateVQVAE) and len(model.operating_points()) == len(vqcodec.quality_levels()) >= 8
     counts = np.asarray(model.coding_counts)
     assert counts.shape[0] == model.num_qualities and (counts.sum(axis=(2, 3)) > 0).all()  # fitted: every level and group
 
@@ -44,19 +46,20 @@ def test_default_model_rate_and_quality_rise_with_level():
         image = Image.open(f).convert("RGB")
     reference = np.asarray(image)
     sizes, scores = [], []
-    levels = len(vqcodec.quality_levels())
+    points = vqcodec.load_model().operating_points()
     for q in (0, None, 100):  # the lowest, the default and the highest quality
         data = vqcodec.compress(image, quality=q)
         decoded = vqcodec.decompress(data)
         assert decoded.size == image.size and decoded.mode == "RGB"
         header, indices = read_indices(data, vqcodec.load_model())
-        assert header.kind == "ecvq" and header.quality == level_of(75 if q is None else q, levels)
+        level, scale = points[level_of(75 if q is None else q, len(points)) - 1]
+        assert header.kind == "ecvq" and header.level == level and header.resampled == (scale < 1)
         sizes.append(len(data))
         scores.append(psnr(reference, np.asarray(decoded)))
     assert sizes == sorted(sizes) and len(set(sizes)) == 3
     assert scores == sorted(scores)
-    # Thresholds only a trained model meets (the measured numbers are in vqcodec/models/README.md).
-    assert scores[0] > 18.0 and scores[-1] > 33.0  # measured: 20.26 and 35.27 dB (vqcodec demo)
+    # Thresholds only a trained model meets (the measured numbers are in vqcodec/weights/README.md).
+    assert scores[0] > 15.0 and scores[-1] > 33.0  # measured: 17.01 and 35.24 dB (vqcodec demo)
 
 
 def test_the_shipped_model_is_the_shipped_recipe():
@@ -64,8 +67,7 @@ def test_the_shipped_model_is_the_shipped_recipe():
     model = vqcodec.load_model(runtime="keras")
     config = model.get_config()
     for name, value in SHIPPED.model_config().items():
-        expected = list(value) if isinstance(value, tuple) else value
-        assert config[name] == expected, name
+        assert json.loads(json.dumps(config[name])) == json.loads(json.dumps(value)), name
     encoder = model.encoder
     assert [layer.name for layer in encoder.layers if "res" in layer.name] == ["enc_res_0", "enc_res_1"][: SHIPPED.res_blocks]
     assert encoder.get_layer("down_0").filters == SHIPPED.channels

@@ -141,21 +141,22 @@ def test_a_photo_stays_learned(model, photo):
 
 
 def test_size_target_is_met_and_no_higher_quality_fits(model, photo):
-    sizes = [len(codec.compress(photo, q, model, lossless=False)) for q in codec.quality_levels(model)]
-    budget = (sizes[2] + sizes[3]) // 2
+    files = [codec.compress(photo, q, model, lossless=False) for q in codec.quality_levels(model)]
+    budget = (len(files[2]) + len(files[3])) // 2
     data = codec.compress(photo, model=model, size=budget)
     assert len(data) <= budget
-    q = bitstream.read_header(data).quality  # the level, 1..N
-    assert q == 3 and sizes[q] > budget  # level q + 1 does not fit
+    point = files.index(data)  # the operating point, 0 .. M - 1
+    assert point == 2 and len(files[point + 1]) > budget  # the next point does not fit
 
 
 def test_psnr_target_is_met_and_no_lower_quality_meets_it(model, photo):
+    files = [codec.compress(photo, q, model, lossless=False) for q in codec.quality_levels(model)]
     psnrs = [_quality_psnr(model, photo, q) for q in codec.quality_levels(model)]
     target = (psnrs[3] + psnrs[4]) / 2
     data = codec.compress(photo, model=model, psnr=target)
-    q = bitstream.read_header(data).quality
+    point = files.index(data)
     assert psnr(np.asarray(photo), np.asarray(codec.decompress(data, model))) >= target
-    assert q == 5 and psnrs[q - 2] < target  # level q - 1 misses it
+    assert point == 4 and psnrs[point - 1] < target  # the point below misses it
 
 
 def test_unreachable_psnr_goes_lossless(model):

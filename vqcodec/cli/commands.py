@@ -238,7 +238,8 @@ def cmd_info(args) -> int:
                 continue
             tiles = "untiled" if h.tile_size == 0 else f"tiles of {h.tile_size}x{h.tile_size} latents"
             print(
-                f"{label(inp)}: {h.width}x{h.height} {h.mode}, {h.kind}, level {h.quality}, "
+                f"{label(inp)}: {h.width}x{h.height} {h.mode}, {h.kind}, level {h.quality}"
+                f"{f' at {h.coded_width}x{h.coded_height}' if h.resampled else ''}, "
                 f"model {h.model_fingerprint.hex()}, {size}, "
                 f"latent grid {h.latent_width}x{h.latent_height}, {tiles}"
             )

@@ -5,9 +5,12 @@ model's ``encode_to_indices`` (tile by tile for large images,
 :mod:`vqcodec.codec.tiling`), entropy-codes the whole index grid in one
 payload and packs it with a header into a ``.vqc`` file. ``decompress`` does
 the reverse and crops the padding away. Quality is 0 .. 100 and selects one
-of the model's levels (:func:`vqcodec.quality.level_of`); level ``L`` is the
-model's quality index ``L - 1``. Index grids are (latent rows, latent
-columns, code groups).
+of the model's operating points (:func:`vqcodec.quality.level_of`): a level
+(level ``L`` is the model's quality index ``L - 1``) and the scale the image
+is coded at. Below about 0.3 bpp a smaller image at a finer level beats the
+whole image at a coarse one: the encoder downscales it (Lanczos), the header
+records the coded size, and the decoder upsamples the decoded image back
+(Lanczos). Index grids are (latent rows, latent columns, code groups).
 """
 
 from __future__ import annotations
@@ -44,14 +47,14 @@ def _tables(model: CodecModel):
 
 
 def _check_quality(quality: int | None, model: CodecModel) -> int:
-    """The level (1 .. N) of a 0 .. 100 ``quality`` (None: :data:`DEFAULT_QUALITY`)."""
+    """The operating point (1 .. M) of a 0 .. 100 ``quality`` (None: :data:`DEFAULT_QUALITY`)."""
     if quality is None:
         quality = DEFAULT_QUALITY
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
         raise TypeError(f"quality must be an int, got {quality!r}")
     if not 0 <= quality <= MAX_QUALITY:
         raise ValueError(f"quality must be in 0..{MAX_QUALITY}, got {quality}")
-    return level_of(quality, int(model.num_qualities))
+    return level_of(quality, len(model.operating_points()))
 
 
 def _split(img: Image.Image) -> tuple[np.ndarray, Image.Image | None]:
@@ -74,20 +77,51 @@ def _pad(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def coded_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """The size an image of ``width`` x ``height`` is coded at, at ``scale``."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class _Source:
+    """One image to code: its pixels, alpha plane, and padded RGB at each scale (made once, on demand)."""
+
+    def __init__(self, image, model: CodecModel):
+        self.img = load_image(image)
+        self.rgb, self.alpha = _split(self.img)
+        self.points = model.operating_points()
+        self._padded: dict[float, np.ndarray] = {}
+
+    def padded(self, scale: float) -> np.ndarray:
+        if scale not in self._padded:
+            rgb = self.rgb
+            if scale != 1.0:
+                size = coded_size(self.img.width, self.img.height, scale)
+                rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+            self._padded[scale] = _pad(rgb)
+        return self._padded[scale]
+
+    def grid_size(self, point: int) -> tuple[int, int]:
+        padded = self.padded(self.points[point - 1][1])
+        return padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
+
+
 def _prepare(image, quality, model, tile_size):
     model = resolve_model(model)
-    level = _check_quality(quality, model)
-    img = load_image(image)
-    rgb, alpha = _split(img)
-    padded = _pad(rgb)
-    lh, lw = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
-    return model, level, img, padded, alpha, effective_tile_size(lh, lw, tile_size)
+    point = _check_quality(quality, model)
+    source = _Source(image, model)
+    return model, point, source, effective_tile_size(*source.grid_size(point), tile_size)
+
+
+def _grid(model: CodecModel, source: _Source, point: int, tile_size: int, timings, progress=None) -> np.ndarray:
+    """The index grid of operating point ``point`` (1 .. M)."""
+    level, scale = source.points[point - 1]
+    return encode_grid(model, source.padded(scale), level + 1, tile_size, timings, progress)
 
 
 def indices_of(image, quality: int | None = None, model: Model = None, *, tile_size: int | None = None) -> np.ndarray:
-    """The index grid (H/8, W/8, G) that :func:`compress` codes for ``image``."""
-    model, level, _, padded, _, tile_size = _prepare(image, quality, model, tile_size)
-    return encode_grid(model, padded, level, tile_size, None)
+    """The index grid (h/8, w/8, G) that :func:`compress` codes for ``image`` (h, w: the coded size)."""
+    model, point, source, tile_size = _prepare(image, quality, model, tile_size)
+    return _grid(model, source, point, tile_size, None)
 
 
 def compress(
@@ -139,31 +173,36 @@ def compress(
     model = resolve_model(model)
     if targets:
         quality = MAX_QUALITY
-    model, level, img, padded, alpha, tile_size = _prepare(image, quality, model, tile_size)
-    few = lossless_coding.few_colours(img)
-    if lossless or (lossless is None and not targets and few):
+    requested_tile_size = tile_size
+    model, point, source, tile_size = _prepare(image, quality, model, tile_size)
+    img = source.img
+    if lossless or (lossless is None and not targets and lossless_coding.few_colours(img)):
         with timed(timings, "entropy"):
             return _lossless_file(img)
-    grid = encode_grid(model, padded, level, tile_size, timings, progress)
+    tiles = {point: tile_size}
+    grids = {point: _grid(model, source, point, tile_size, timings, progress)}
+    files: dict[int, bytes] = {}
+
+    def grid_at(p: int) -> np.ndarray:
+        if p not in grids:
+            tiles[p] = effective_tile_size(*source.grid_size(p), requested_tile_size)
+            grids[p] = _grid(model, source, p, tiles[p], timings)
+        return grids[p]
+
+    def learned(p: int) -> bytes:
+        if p not in files:
+            files[p] = _learned_file(model, source, grid_at(p), p, tiles[p], timings)
+        return files[p]
+
     if targets:
-        grids = {level: grid}
-        files: dict[int, bytes] = {}
+        def decoded(p: int) -> Image.Image:
+            level, scale = source.points[p - 1]
+            w, h = coded_size(img.width, img.height, scale)
+            out = decode_image(model, grid_at(p), level + 1, w, h, timings)
+            return out if scale == 1.0 else out.resize(img.size, Image.Resampling.LANCZOS)
 
-        def grid_at(q: int) -> np.ndarray:
-            if q not in grids:
-                grids[q] = encode_grid(model, padded, q, tile_size, timings)
-            return grids[q]
-
-        def learned(q: int) -> bytes:
-            if q not in files:
-                files[q] = _learned_file(model, grid_at(q), q, img, alpha, tile_size, timings)
-            return files[q]
-
-        def decoded(q: int) -> Image.Image:
-            return decode_image(model, grid_at(q), q, img.width, img.height, timings)
-
-        return search_target(level, learned, decoded, img, size, psnr, strict, lossless is None, lambda: _lossless_file(img))
-    data = _learned_file(model, grid, level, img, alpha, tile_size, timings)
+        return search_target(point, learned, decoded, img, size, psnr, strict, lossless is None, lambda: _lossless_file(img))
+    data = learned(point)
     with timed(timings, "entropy"):
         if lossless is None and lossless_coding.worth_trying(img, len(data)):
             other = _lossless_file(img)
@@ -183,22 +222,27 @@ def describe_coding(data: bytes) -> str:
     header, payload, _ = bitstream.unpack(data, max_pixels=None)
     if header.kind == "lossless":
         return f"lossless ({lossless_coding.payload_format(payload)})"
+    if header.resampled:
+        return f"level {header.quality} at {header.coded_width}x{header.coded_height}"
     return f"level {header.quality}"
 
 
-def _learned_file(model: CodecModel, grid: np.ndarray, level: int, img: Image.Image, alpha, tile_size: int, timings) -> bytes:
-    """The ``.vqc`` file of an index grid (h, w, G) at ``level``, with the alpha plane as a PNG section."""
+def _learned_file(model: CodecModel, source: _Source, grid: np.ndarray, point: int, tile_size: int, timings) -> bytes:
+    """The ``.vqc`` file of an index grid (h, w, G) at operating point ``point``, with the alpha plane as a PNG."""
+    img, (level, scale) = source.img, source.points[point - 1]
+    coded_width, coded_height = coded_size(img.width, img.height, scale)
     with timed(timings, "entropy"):
         fingerprint, tables = model_data(model)
-        payload = _tables(model).encode(grid, level - 1)
+        payload = _tables(model).encode(grid, level)
         alpha_payload = b""
-        if alpha is not None:
+        if source.alpha is not None:
             buf = io.BytesIO()
-            alpha.save(buf, format="PNG", optimize=True)
+            source.alpha.save(buf, format="PNG", optimize=True)
             alpha_payload = buf.getvalue()
         header = bitstream.Header(
             model_fingerprint=fingerprint, width=img.width, height=img.height, mode=img.mode, kind="ecvq",
-            level=level - 1, latent_height=grid.shape[0], latent_width=grid.shape[1], tile_size=tile_size,
+            level=level, coded_width=coded_width, coded_height=coded_height, latent_height=grid.shape[0],
+            latent_width=grid.shape[1], tile_size=tile_size,
         )
         return bitstream.pack(header, payload, alpha_payload)
 
@@ -230,11 +274,11 @@ def _unpack(data: bytes, model: CodecModel, max_pixels: int | None):
             "decode it with the release that made it (pip install 'vqcodec==0.7.*' decodes any but 0.1's)"
         )
     header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels, expected_fingerprint=fingerprint)
-    lh, lw = math.ceil(header.height / STRIDE), math.ceil(header.width / STRIDE)
+    lh, lw = math.ceil(header.coded_height / STRIDE), math.ceil(header.coded_width / STRIDE)
     if (header.latent_height, header.latent_width) != (lh, lw):
         raise bitstream.CorruptDataError(
             f"latent grid {header.latent_height}x{header.latent_width} does not fit a "
-            f"{header.width}x{header.height} image (expected {lh}x{lw})"
+            f"{header.coded_width}x{header.coded_height} image (expected {lh}x{lw})"
         )
     if header.quality > int(model.num_qualities):
         raise bitstream.CorruptDataError(
@@ -311,7 +355,10 @@ def decompress(
         alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None
     if grid.size and int(grid.max()) >= int(model.num_embeddings):
         raise bitstream.CorruptDataError("index payload names a code the model does not have")
-    img = decode_image(model, grid, header.quality, header.width, header.height, timings, progress=progress)
+    img = decode_image(model, grid, header.quality, header.coded_width, header.coded_height, timings, progress=progress)
+    if header.resampled:
+        with timed(timings, "network"):
+            img = img.resize((header.width, header.height), Image.Resampling.LANCZOS)
     if header.mode in ("L", "LA"):
         img = img.convert("L")
     if alpha is not None:

@@ -28,6 +28,9 @@ class CodecModel(Protocol):
     def decode_from_indices(self, indices: np.ndarray, quality: int) -> Any:
         """Float image ``(1, H, W, 3)`` from indices made at level ``quality``."""
 
+    def operating_points(self) -> tuple[tuple[int, float], ...]:
+        """The quality scale's points, from the smallest files up: (level index, scale the image is coded at)."""
+
     def context_model(self) -> Any:
         """The entropy coder of the model's integer tables (``bitstream.context_model.ContextModel``), or None."""
 

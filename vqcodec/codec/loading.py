@@ -157,5 +157,5 @@ def model_fingerprint(model: CodecModel | str | os.PathLike | None = None) -> by
 
 
 def quality_levels(model: CodecModel | str | os.PathLike | None = None) -> list[int]:
-    """The lowest quality (0 .. 100) of each of a model's levels, in order: one value per distinct file."""
-    return lowest_qualities(int(resolve_model(model).num_qualities))
+    """The lowest quality (0 .. 100) of each of a model's operating points, in order: one value per distinct file."""
+    return lowest_qualities(len(resolve_model(model).operating_points()))

@@ -30,6 +30,9 @@ MAX_GREY_LEVELS = 32
 #: Deflate alone is no bound: on a smooth ramp it is hundreds of times the
 #: full coding ...
 QUICK_RATIO = 6
+#: ... of the learned file or of this many bytes, the larger: a learned file of a few hundred bytes (an image
+#: coded at a fraction of its size) would otherwise hide a smooth graphic that lossless codes smaller still.
+QUICK_FLOOR = 2048
 #: ... and then lossless WebP at Pillow's default effort within this factor:
 #: at most 1.29 times the full lossless file on the samples. It costs about
 #: 0.3 s on a Kodak image, which the full coding (11 s) would cost forty times.
@@ -113,8 +116,9 @@ def worth_trying(img: Image.Image, learned_bytes: int) -> bool:
     memory on large images).
     """
     parts, scale = _sample(img)
-    if _deflate_size(parts) * scale > QUICK_RATIO * learned_bytes:
-        if not _webp_fits(img) or _fast_webp_size(parts) * scale > QUICK_RATIO * learned_bytes:
+    bound = QUICK_RATIO * max(learned_bytes, QUICK_FLOOR)
+    if _deflate_size(parts) * scale > bound:
+        if not _webp_fits(img) or _fast_webp_size(parts) * scale > bound:
             return False
     if not _webp_fits(img):
         return True

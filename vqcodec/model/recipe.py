@@ -37,6 +37,13 @@ class Recipe:
     table_width: int = 192
     learned_reconstruction: bool = True
     level_weight_power: float = 0.0
+    #: The quality scale's operating points, from the smallest files up: (level index, coded scale); None:
+    #: every level at full size. Below about 0.3 bpp a smaller image at a finer level beats the full-size
+    #: image at a coarse level.
+    ladder: tuple[tuple[int, float], ...] | None = (
+        (0, 1 / 3), (2, 1 / 3), (4, 1 / 3), (6, 1 / 3), (6, 1 / 2), (7, 1 / 2), (4, 1.0), (5, 1.0), (6, 1.0),
+        (7, 1.0), (8, 1.0), (9, 1.0),
+    )
     commitment_cost: float = 0.25
     temperature: float = 1.0
     dead_code_threshold: float = 0.02
@@ -51,7 +58,7 @@ class Recipe:
     def model_config(self) -> dict:
         """The keyword arguments of :class:`VariableRateVQVAE` (besides the transforms)."""
         names = ("num_embeddings", "embedding_dim", "code_dim", "lambdas", "rate_weight", "gain_range",
-                 "learn_codebooks", "table_width", "learned_reconstruction", "level_weight_power",
+                 "learn_codebooks", "table_width", "learned_reconstruction", "level_weight_power", "ladder",
                  "commitment_cost", "temperature", "dead_code_threshold")
         return {name: getattr(self, name) for name in names} | {"stride": STRIDE}
 

@@ -71,6 +71,7 @@ class VariableRateVQVAE(keras.Model):
         table_width: int = _R.table_width,
         level_weight_power: float = _R.level_weight_power,
         learned_reconstruction: bool = _R.learned_reconstruction,
+        ladder=None,
         coder_rate: bool = False,
         seed: int | None = None,
         **kwargs,
@@ -84,6 +85,7 @@ class VariableRateVQVAE(keras.Model):
         self.lambdas = tuple(float(v) for v in lambdas)
         self.stride = int(stride)
         self.level_weight_power = float(level_weight_power)
+        self.ladder = check_ladder(ladder, len(self.lambdas))
         self.coder_rate = bool(coder_rate)
         self.seed = seed
         self.quantizer = EntropyConstrainedVQ(
@@ -122,6 +124,10 @@ class VariableRateVQVAE(keras.Model):
     @property
     def num_qualities(self) -> int:
         return len(self.lambdas)
+
+    def operating_points(self) -> tuple[tuple[int, float], ...]:
+        """The quality scale's points, from the smallest files up: (level index, coded scale)."""
+        return self.ladder
 
     def build(self, input_shape):
         build_transforms(self, input_shape)
@@ -281,6 +287,7 @@ class VariableRateVQVAE(keras.Model):
             learn_codebooks=q.learn_codebooks,
             table_width=self.table_width,
             level_weight_power=self.level_weight_power,
+            ladder=[list(point) for point in self.ladder],
             learned_reconstruction=q.learned_reconstruction,
             coder_rate=self.coder_rate,
             seed=self.seed,
@@ -292,12 +299,25 @@ class VariableRateVQVAE(keras.Model):
         return cls(**(_ABSENT_MEANT | deserialize_transforms(config)))
 
 
+def check_ladder(ladder, num_levels: int) -> tuple[tuple[int, float], ...]:
+    """A model's operating points, checked: pairs (level index, scale in (0, 1]); None: every level at full size."""
+    if ladder is None:
+        return tuple((level, 1.0) for level in range(num_levels))
+    points = tuple((int(level), float(scale)) for level, scale in ladder)
+    if not points or any(not 0 <= level < num_levels or not 0 < scale <= 1 for level, scale in points):
+        raise ValueError(f"a ladder is a list of (level in 0..{num_levels - 1}, scale in (0, 1]), got {ladder!r}")
+    return points
+
+
 def build_codec_model(recipe: Recipe = SHIPPED, seed: int | None = None, **overrides) -> VariableRateVQVAE:
     """A new, built codec model of ``recipe`` (``overrides``: any of the model's keyword arguments)."""
+    config = recipe.model_config() | overrides
+    if "ladder" not in overrides and tuple(config["lambdas"]) != tuple(recipe.lambdas):
+        config["ladder"] = None  # the recipe's points are those of its own levels
     model = VariableRateVQVAE(
         build_encoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),
         build_decoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),
-        **(recipe.model_config() | overrides),
+        **config,
         seed=seed,
         name="variable_rate_vqvae",
     )

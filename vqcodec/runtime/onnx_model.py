@@ -71,13 +71,15 @@ def encode_metadata(
     digest: str,
     tables: dict[str, np.ndarray],
     rate_weight: float,
+    ladder: list[tuple[int, float]],
 ) -> str:
     """The JSON string both ONNX files carry.
 
     ``levels``: quality levels. ``tables``: the entropy coder's integer arrays
     by name (a compressed ``.npz``, base64). ``rate_weight``: the price of a
-    bit in the code choice. ``family`` stays "ecvq", the name exports of
-    earlier releases were told apart by.
+    bit in the code choice; ``ladder``: the quality scale's operating points.
+    ``family`` stays "ecvq", the name exports of earlier releases were told
+    apart by.
     """
     family = "ecvq"
     buf = io.BytesIO()
@@ -94,6 +96,7 @@ def encode_metadata(
             "source_sha256": digest,
             "tables": tables_b64,
             "rate_weight": rate_weight,
+            "ladder": [[int(level), float(scale)] for level, scale in ladder],
         }
     )
 
@@ -148,12 +151,18 @@ class ExportedModel:
         self.num_qualities = int(meta["levels"])
         self.stride = int(meta["stride"])
         self.rate_weight = float(meta["rate_weight"])
+        ladder = meta.get("ladder") or [[level, 1.0] for level in range(self.num_qualities)]  # exports before ladders
+        self._ladder = tuple((int(level), float(scale)) for level, scale in ladder)
         self._tables = _tables(meta)
         self._context_model = None
 
     def fingerprint(self) -> bytes:
         """The fingerprint of the model the export was made from."""
         return self._fingerprint
+
+    def operating_points(self) -> tuple[tuple[int, float], ...]:
+        """The quality scale's points of the model the export was made from."""
+        return self._ladder
 
     def context_model(self):
         """The entropy coder of the stored tables (built once: 25 ms); None where the model had none."""

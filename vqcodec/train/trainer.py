@@ -65,6 +65,7 @@ def reconfigured(
     old = np.log(np.asarray(model.lambdas))
     if lambdas is not None:
         config["lambdas"] = [float(v) for v in lambdas]
+        config["ladder"] = None  # the operating points were those of the old levels
     if rate_weight is not None:
         config["rate_weight"] = float(rate_weight)
     if level_weight_power is not None:
