@@ -1,7 +1,8 @@
 """The quality scale: 0 (smallest files) .. 100 (best), as in libjpeg, cwebp and Pillow.
 
-A model has N levels (residual stages or ECVQ levels); the scale is cut into
-N equal bands, the top one closed, so every model takes the same ``-q``. No
+A model has N operating points (a level and the scale the image is coded
+at); the scale is cut into N equal bands, the top one closed, so every model
+takes the same ``-q``. No
 imports: the command line checks a quality before anything heavy loads.
 """
 
@@ -15,10 +16,10 @@ DEFAULT_QUALITY = 75
 
 
 def level_of(quality: int, num_levels: int) -> int:
-    """The level (1 .. ``num_levels``) that ``quality`` selects: with 10 levels, 0-9 is level 1, ..., 90-100 level 10."""
+    """The point (1 .. ``num_levels``) that ``quality`` selects: with 10 points, 0-9 is point 1, ..., 90-100 point 10."""
     return min(int(quality) * num_levels // MAX_QUALITY, num_levels - 1) + 1
 
 
 def lowest_qualities(num_levels: int) -> list[int]:
-    """The lowest quality of each level, in order: one quality per distinct level."""
+    """The lowest quality of each point, in order: one quality per distinct point."""
     return [-(-level * MAX_QUALITY // num_levels) for level in range(num_levels)]
