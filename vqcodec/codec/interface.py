@@ -2,7 +2,7 @@
 
 Why a protocol: the codec, the runtime, the export and the benchmarks handle
 :class:`vqcodec.model.VariableRateVQVAE` and
-:class:`vqcodec.runtime.ExportedModel` alike, through these members only.
+:class:`vqcodec.runtime.onnx_model.ExportedModel` alike, through these members only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``vqcodec export``: trace a model's index functions to ONNX for :class:`vqcodec.runtime.ExportedModel`.
+"""``vqcodec export``: trace a model's index functions to ONNX for :class:`vqcodec.runtime.onnx_model.ExportedModel`.
 
 Why tf2onnx on the model's own ``encode_to_indices``/``decode_from_indices``:
 the exported graphs are the model's code, quantiser included (the
