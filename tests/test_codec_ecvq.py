@@ -197,7 +197,7 @@ def test_the_lowest_point_codes_a_smaller_image_and_decodes_the_whole(laddered):
 
     from vqcodec.codec import tiling
 
-    assert laddered.operating_points() == LADDER and codec.quality_levels(laddered) == [0, 25, 50, 75]
+    assert [p[:2] for p in laddered.operating_points()] == list(LADDER) and codec.quality_levels(laddered) == [0, 25, 50, 75]
     rgba = np.dstack([smooth_image(40, 57, seed=3), np.full((40, 57), 200, np.uint8)])
     data = codec.compress(rgba, 0, laddered, lossless=False)
     header, grid = codec.read_indices(data, laddered)
@@ -223,3 +223,30 @@ def test_targets_search_every_operating_point(laddered):
         point = files.index(data)  # the largest point that fits
         assert len(data) <= budget and (point == len(files) - 1 or len(files[point + 1]) > budget)
     assert bitstream.read_header(files[0]).resampled
+
+
+def test_a_point_with_alternatives_codes_the_cheapest_for_its_level(tmp_path_factory):
+    """A point may name (level, scale) alternatives; the encoder keeps, per image, the one with the least
+    bpp + lambda * 255^2 * MSE for the point's own level."""
+    from conftest import build_tiny_model
+
+    folder = tmp_path_factory.mktemp("alternatives")
+    ladder = ((0, 1.0), (1, 1.0, ((2, 0.5), (0, 1.0))), (2, 1.0))
+    model = codec.load_model(build_tiny_model(folder / "alt.keras", ladder=ladder))
+    assert model.operating_points()[1] == (1, 1.0, ((2, 0.5), (0, 1.0)))
+    # The same weights with single points: each candidate's own file.
+    singles = [codec.load_model(build_tiny_model(folder / f"single{i}.keras", ladder=(c,)))
+               for i, c in enumerate(((1, 1.0), (2, 0.5), (0, 1.0)))]
+    assert len({codec.model_fingerprint(m) for m in [model, *singles]}) == 1  # the ladder is not decoding state
+    for seed in range(4):
+        image = smooth_image(48, 64, seed=seed)
+
+        def cost(data):
+            decoded = np.asarray(codec.decompress(data, model), np.float64)
+            mse = np.mean((image.astype(np.float64) - decoded) ** 2)
+            return len(data) * 8 / (64 * 48) + model.lambdas[1] * 255.0**2 * mse
+
+        chosen = codec.compress(image, 34, model, lossless=False)
+        candidates = [codec.compress(image, 0, single, lossless=False) for single in singles]
+        assert chosen in candidates and cost(chosen) == min(cost(c) for c in candidates)
+        np.testing.assert_array_equal(codec.indices_of(image, 34, model), codec.read_indices(chosen, model)[1])

@@ -52,7 +52,7 @@ def test_default_model_rate_and_quality_rise_with_level():
         decoded = vqcodec.decompress(data)
         assert decoded.size == image.size and decoded.mode == "RGB"
         header, indices = read_indices(data, vqcodec.load_model())
-        level, scale = points[level_of(75 if q is None else q, len(points)) - 1]
+        level, scale, _ = points[level_of(75 if q is None else q, len(points)) - 1]
         assert header.kind == "ecvq" and header.level == level and header.resampled == (scale < 1)
         sizes.append(len(data))
         scores.append(psnr(reference, np.asarray(decoded)))
@@ -74,3 +74,11 @@ def test_the_shipped_model_is_the_shipped_recipe():
     assert encoder.get_layer("to_latent").filters == SHIPPED.embedding_dim
     x = np.zeros((1, 32, 48, 3), np.float32)
     assert tuple(model.encode(x).shape) == (1, 32 // SHIPPED_STRIDE, 48 // SHIPPED_STRIDE, SHIPPED.embedding_dim)
+
+
+def test_the_export_codes_the_same_operating_points():
+    """The shipped export (made before exports carried them) takes its points and lambdas from its model's config."""
+    exported, keras_model = vqcodec.load_model(), vqcodec.load_model(runtime="keras")
+    assert exported.operating_points() == keras_model.operating_points()
+    assert list(exported.lambdas) == list(keras_model.lambdas) == list(SHIPPED.lambdas)
+    assert any(alternatives for _, _, alternatives in exported.operating_points())

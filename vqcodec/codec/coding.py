@@ -32,6 +32,7 @@ from vqcodec.codec.loading import RETIRED_DEFAULTS, model_data, resolve_model
 from vqcodec.codec.targets import search_target
 from vqcodec.codec.tiling import decode_image, effective_tile_size, encode_grid, timed
 from vqcodec.model.recipe import STRIDE
+from vqcodec.metrics import bpp
 from vqcodec.quality import DEFAULT_QUALITY, MAX_QUALITY, level_of
 
 __all__ = ["compress", "decompress", "indices_of", "read_indices", "describe_coding"]
@@ -85,10 +86,9 @@ def coded_size(width: int, height: int, scale: float) -> tuple[int, int]:
 class _Source:
     """One image to code: its pixels, alpha plane, and padded RGB at each scale (made once, on demand)."""
 
-    def __init__(self, image, model: CodecModel):
+    def __init__(self, image):
         self.img = load_image(image)
         self.rgb, self.alpha = _split(self.img)
-        self.points = model.operating_points()
         self._padded: dict[float, np.ndarray] = {}
 
     def padded(self, scale: float) -> np.ndarray:
@@ -100,28 +100,82 @@ class _Source:
             self._padded[scale] = _pad(rgb)
         return self._padded[scale]
 
-    def grid_size(self, point: int) -> tuple[int, int]:
-        padded = self.padded(self.points[point - 1][1])
-        return padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
+
+class _Codings:
+    """The codings of one image by one model, each candidate (level index, scale) coded and decoded at most once.
+
+    An operating point (level, scale, alternatives) is coded as the candidate, among itself and its
+    alternatives, with the least ``bpp + lambda * 255^2 * MSE`` (``lambda``: the point's level's, the loss that
+    level was trained on); a point without alternatives is coded as itself, without decoding.
+    """
+
+    def __init__(self, model: CodecModel, source: _Source, tile_size: int | None, timings: dict | None, progress=None):
+        self.model, self.source, self.timings = model, source, timings
+        self.points = model.operating_points()
+        self._tile_size, self._progress = tile_size, progress
+        self._grids: dict = {}
+        self._files: dict = {}
+        self._decoded: dict = {}
+        self._tiles: dict = {}
+
+    def tile_size(self, candidate) -> int:
+        if candidate not in self._tiles:
+            padded = self.source.padded(candidate[1])
+            self._tiles[candidate] = effective_tile_size(padded.shape[0] // STRIDE, padded.shape[1] // STRIDE, self._tile_size)
+        return self._tiles[candidate]
+
+    def grid(self, candidate) -> np.ndarray:
+        if candidate not in self._grids:
+            level, scale = candidate
+            progress, self._progress = self._progress, None  # the first grid coded reports its progress
+            self._grids[candidate] = encode_grid(
+                self.model, self.source.padded(scale), level + 1, self.tile_size(candidate), self.timings, progress
+            )
+        return self._grids[candidate]
+
+    def file(self, candidate) -> bytes:
+        if candidate not in self._files:
+            self._files[candidate] = _learned_file(
+                self.model, self.source, self.grid(candidate), candidate, self.tile_size(candidate), self.timings
+            )
+        return self._files[candidate]
+
+    def decoded(self, candidate) -> Image.Image:
+        """The image the candidate's file decodes to, at the image's size."""
+        if candidate not in self._decoded:
+            img, (level, scale) = self.source.img, candidate
+            w, h = coded_size(img.width, img.height, scale)
+            out = decode_image(self.model, self.grid(candidate), level + 1, w, h, self.timings)
+            self._decoded[candidate] = out if scale == 1.0 else out.resize(img.size, Image.Resampling.LANCZOS)
+        return self._decoded[candidate]
+
+    def chosen(self, point: int) -> tuple[int, float]:
+        """The candidate operating point ``point`` (1 .. M) is coded as for this image."""
+        level, scale, alternatives = self.points[point - 1]
+        candidates = [(level, scale), *alternatives]
+        if len(candidates) == 1 or getattr(self.model, "lambdas", None) is None:
+            return candidates[0]
+        img = self.source.img
+        reference = np.asarray(img.convert("RGB"), np.float64)
+        weight = float(self.model.lambdas[level]) * 255.0**2
+
+        def cost(candidate) -> float:
+            mse = float(np.mean((reference - np.asarray(self.decoded(candidate), np.float64)) ** 2))
+            return bpp(len(self.file(candidate)), img.width, img.height) + weight * mse
+
+        return min(candidates, key=cost)
 
 
-def _prepare(image, quality, model, tile_size):
+def _prepare(image, quality, model, tile_size, timings=None, progress=None):
     model = resolve_model(model)
     point = _check_quality(quality, model)
-    source = _Source(image, model)
-    return model, point, source, effective_tile_size(*source.grid_size(point), tile_size)
-
-
-def _grid(model: CodecModel, source: _Source, point: int, tile_size: int, timings, progress=None) -> np.ndarray:
-    """The index grid of operating point ``point`` (1 .. M)."""
-    level, scale = source.points[point - 1]
-    return encode_grid(model, source.padded(scale), level + 1, tile_size, timings, progress)
+    return model, point, _Codings(model, _Source(image), tile_size, timings, progress)
 
 
 def indices_of(image, quality: int | None = None, model: Model = None, *, tile_size: int | None = None) -> np.ndarray:
     """The index grid (h/8, w/8, G) that :func:`compress` codes for ``image`` (h, w: the coded size)."""
-    model, point, source, tile_size = _prepare(image, quality, model, tile_size)
-    return _grid(model, source, point, tile_size, None)
+    model, point, codings = _prepare(image, quality, model, tile_size)
+    return codings.grid(codings.chosen(point))
 
 
 def compress(
@@ -173,36 +227,17 @@ def compress(
     model = resolve_model(model)
     if targets:
         quality = MAX_QUALITY
-    requested_tile_size = tile_size
-    model, point, source, tile_size = _prepare(image, quality, model, tile_size)
-    img = source.img
+    model, point, codings = _prepare(image, quality, model, tile_size, timings, progress)
+    img = codings.source.img
     if lossless or (lossless is None and not targets and lossless_coding.few_colours(img)):
         with timed(timings, "entropy"):
             return _lossless_file(img)
-    tiles = {point: tile_size}
-    grids = {point: _grid(model, source, point, tile_size, timings, progress)}
-    files: dict[int, bytes] = {}
-
-    def grid_at(p: int) -> np.ndarray:
-        if p not in grids:
-            tiles[p] = effective_tile_size(*source.grid_size(p), requested_tile_size)
-            grids[p] = _grid(model, source, p, tiles[p], timings)
-        return grids[p]
-
-    def learned(p: int) -> bytes:
-        if p not in files:
-            files[p] = _learned_file(model, source, grid_at(p), p, tiles[p], timings)
-        return files[p]
-
     if targets:
-        def decoded(p: int) -> Image.Image:
-            level, scale = source.points[p - 1]
-            w, h = coded_size(img.width, img.height, scale)
-            out = decode_image(model, grid_at(p), level + 1, w, h, timings)
-            return out if scale == 1.0 else out.resize(img.size, Image.Resampling.LANCZOS)
-
-        return search_target(point, learned, decoded, img, size, psnr, strict, lossless is None, lambda: _lossless_file(img))
-    data = learned(point)
+        return search_target(
+            point, lambda p: codings.file(codings.chosen(p)), lambda p: codings.decoded(codings.chosen(p)), img,
+            size, psnr, strict, lossless is None, lambda: _lossless_file(img),
+        )
+    data = codings.file(codings.chosen(point))
     with timed(timings, "entropy"):
         if lossless is None and lossless_coding.worth_trying(img, len(data)):
             other = _lossless_file(img)
@@ -227,9 +262,10 @@ def describe_coding(data: bytes) -> str:
     return f"level {header.quality}"
 
 
-def _learned_file(model: CodecModel, source: _Source, grid: np.ndarray, point: int, tile_size: int, timings) -> bytes:
-    """The ``.vqc`` file of an index grid (h, w, G) at operating point ``point``, with the alpha plane as a PNG."""
-    img, (level, scale) = source.img, source.points[point - 1]
+def _learned_file(model: CodecModel, source: _Source, grid: np.ndarray, candidate, tile_size: int, timings) -> bytes:
+    """The ``.vqc`` file of an index grid (h, w, G) coded at ``candidate`` (level index, scale), with the alpha
+    plane as a PNG section."""
+    img, (level, scale) = source.img, candidate
     coded_width, coded_height = coded_size(img.width, img.height, scale)
     with timed(timings, "entropy"):
         fingerprint, tables = model_data(model)

@@ -20,6 +20,8 @@ class CodecModel(Protocol):
 
     num_qualities: int
     num_embeddings: int
+    #: The levels' rate-distortion trade-offs (``bpp + lambda * 255^2 * MSE``); they choose among a point's alternatives.
+    lambdas: Any
 
     def encode_to_indices(self, x: np.ndarray, quality: int, region: Any = None) -> Any:
         """Code indices ``(1, h, w, G)`` of a float32 image batch ``(1, H, W, 3)`` in [0, 1] at level ``quality``;
@@ -28,8 +30,9 @@ class CodecModel(Protocol):
     def decode_from_indices(self, indices: np.ndarray, quality: int) -> Any:
         """Float image ``(1, H, W, 3)`` from indices made at level ``quality``."""
 
-    def operating_points(self) -> tuple[tuple[int, float], ...]:
-        """The quality scale's points, from the smallest files up: (level index, scale the image is coded at)."""
+    def operating_points(self) -> tuple[tuple[int, float, tuple], ...]:
+        """The quality scale's points, from the smallest files up: (level index, scale the image is coded at,
+        the (level, scale) pairs the encoder may choose instead for an image)."""
 
     def context_model(self) -> Any:
         """The entropy coder of the model's integer tables (``bitstream.context_model.ContextModel``), or None."""

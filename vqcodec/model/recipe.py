@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["STRIDE", "Recipe", "SHIPPED"]
+__all__ = ["STRIDE", "Recipe", "SHIPPED", "check_ladder", "default_ladder"]
 
 #: Pixels per latent along each axis: three stride-2 stages.
 STRIDE = 8
@@ -37,11 +37,13 @@ class Recipe:
     table_width: int = 192
     learned_reconstruction: bool = True
     level_weight_power: float = 0.0
-    #: The quality scale's operating points, from the smallest files up: (level index, coded scale); None:
-    #: every level at full size. Below about 0.3 bpp a smaller image at a finer level beats the full-size
-    #: image at a coarse level.
-    ladder: tuple[tuple[int, float], ...] | None = (
-        (0, 1 / 3), (2, 1 / 3), (4, 1 / 3), (6, 1 / 3), (6, 1 / 2), (7, 1 / 2), (4, 1.0), (5, 1.0), (6, 1.0),
+    #: The quality scale's operating points, from the smallest files up: (level index, coded scale), and
+    #: optionally the (level, scale) pairs the encoder may choose instead for an image; None: every level at
+    #: full size. Below about 0.3 bpp a smaller image at a finer level beats the full-size image at a coarse
+    #: level; from there to the default it depends on the image, so the encoder chooses.
+    ladder: tuple[tuple, ...] | None = (
+        (0, 1 / 3), (2, 1 / 3), (4, 1 / 3), (6, 1 / 3), (6, 1 / 2), (7, 1 / 2),
+        (4, 1.0, ((5, 2 / 3),)), (5, 1.0, ((6, 2 / 3),)), (6, 1.0, ((7, 2 / 3),)),
         (7, 1.0), (8, 1.0), (9, 1.0),
     )
     commitment_cost: float = 0.25
@@ -65,3 +67,27 @@ class Recipe:
 
 #: The recipe of the model shipped in ``vqcodec/weights/default.keras``.
 SHIPPED = Recipe()
+
+
+def check_ladder(ladder, num_levels: int) -> tuple[tuple[int, float, tuple], ...]:
+    """Operating points, checked and normalised: (level index, scale in (0, 1], alternatives), the alternatives
+    being more (level, scale) pairs the encoder may choose instead for an image."""
+
+    def pair(entry) -> tuple[int, float]:
+        level, scale = int(entry[0]), float(entry[1])
+        if not 0 <= level < num_levels or not 0 < scale <= 1:
+            raise ValueError(f"a ladder point is (level in 0..{num_levels - 1}, scale in (0, 1]), got {list(entry)!r}")
+        return level, scale
+
+    points = tuple(pair(e) + (tuple(pair(a) for a in (e[2] if len(e) > 2 else ())),) for e in ladder)
+    if not points:
+        raise ValueError("a ladder needs at least one point")
+    return points
+
+
+def default_ladder(lambdas) -> tuple[tuple[int, float, tuple], ...]:
+    """The operating points of a model whose config names none: the shipped ones for the shipped levels (they
+    were measured for them), else every level at full size."""
+    if SHIPPED.ladder is not None and tuple(float(v) for v in lambdas) == SHIPPED.lambdas:
+        return check_ladder(SHIPPED.ladder, len(SHIPPED.lambdas))
+    return tuple((level, 1.0, ()) for level in range(len(lambdas)))

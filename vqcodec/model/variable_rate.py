@@ -24,7 +24,7 @@ from keras import ops
 from bitstream.context_model import NUM_CONTEXTS, ContextModel
 from vqcodec.model.coder_price import code_bits, usual_codes
 from vqcodec.model.ecvq import EntropyConstrainedVQ
-from vqcodec.model.recipe import SHIPPED, STRIDE, Recipe
+from vqcodec.model.recipe import SHIPPED, STRIDE, Recipe, check_ladder, default_ladder
 from vqcodec.model.transforms import build_decoder, build_encoder, build_transforms, deserialize_transforms, latent_region
 
 __all__ = ["VariableRateVQVAE", "build_codec_model"]
@@ -85,7 +85,7 @@ class VariableRateVQVAE(keras.Model):
         self.lambdas = tuple(float(v) for v in lambdas)
         self.stride = int(stride)
         self.level_weight_power = float(level_weight_power)
-        self.ladder = check_ladder(ladder, len(self.lambdas))
+        self.ladder = default_ladder(self.lambdas) if ladder is None else check_ladder(ladder, len(self.lambdas))
         self.coder_rate = bool(coder_rate)
         self.seed = seed
         self.quantizer = EntropyConstrainedVQ(
@@ -125,8 +125,8 @@ class VariableRateVQVAE(keras.Model):
     def num_qualities(self) -> int:
         return len(self.lambdas)
 
-    def operating_points(self) -> tuple[tuple[int, float], ...]:
-        """The quality scale's points, from the smallest files up: (level index, coded scale)."""
+    def operating_points(self) -> tuple[tuple[int, float, tuple], ...]:
+        """The quality scale's points, from the smallest files up: (level index, coded scale, alternatives)."""
         return self.ladder
 
     def build(self, input_shape):
@@ -287,7 +287,8 @@ class VariableRateVQVAE(keras.Model):
             learn_codebooks=q.learn_codebooks,
             table_width=self.table_width,
             level_weight_power=self.level_weight_power,
-            ladder=[list(point) for point in self.ladder],
+            ladder=[[level, scale] + ([[list(a) for a in alternatives]] if alternatives else [])
+                    for level, scale, alternatives in self.ladder],
             learned_reconstruction=q.learned_reconstruction,
             coder_rate=self.coder_rate,
             seed=self.seed,
@@ -299,21 +300,11 @@ class VariableRateVQVAE(keras.Model):
         return cls(**(_ABSENT_MEANT | deserialize_transforms(config)))
 
 
-def check_ladder(ladder, num_levels: int) -> tuple[tuple[int, float], ...]:
-    """A model's operating points, checked: pairs (level index, scale in (0, 1]); None: every level at full size."""
-    if ladder is None:
-        return tuple((level, 1.0) for level in range(num_levels))
-    points = tuple((int(level), float(scale)) for level, scale in ladder)
-    if not points or any(not 0 <= level < num_levels or not 0 < scale <= 1 for level, scale in points):
-        raise ValueError(f"a ladder is a list of (level in 0..{num_levels - 1}, scale in (0, 1]), got {ladder!r}")
-    return points
-
-
 def build_codec_model(recipe: Recipe = SHIPPED, seed: int | None = None, **overrides) -> VariableRateVQVAE:
     """A new, built codec model of ``recipe`` (``overrides``: any of the model's keyword arguments)."""
     config = recipe.model_config() | overrides
     if "ladder" not in overrides and tuple(config["lambdas"]) != tuple(recipe.lambdas):
-        config["ladder"] = None  # the recipe's points are those of its own levels
+        config["ladder"] = None  # the recipe's points are those of its own levels: the default for these
     model = VariableRateVQVAE(
         build_encoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),
         build_decoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),

@@ -47,7 +47,7 @@ def export_model(model_path: str | os.PathLike) -> tuple[Path, Path]:
     metadata = encode_metadata(
         model.fingerprint(), int(model.num_qualities), int(model.num_embeddings), STRIDE,
         source_digest(model_path), tables, rate_weight=float(model.quantizer.rate_weight),
-        ladder=model.operating_points(),
+        ladder=model.operating_points(), lambdas=list(model.lambdas),
     )
     level = tf.TensorSpec([], tf.int32, name="level")
     groups = int(model.quantizer.num_groups)

@@ -19,9 +19,12 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from vqcodec.model.recipe import check_ladder, default_ladder
 
 
 __all__ = [
@@ -71,13 +74,16 @@ def encode_metadata(
     digest: str,
     tables: dict[str, np.ndarray],
     rate_weight: float,
-    ladder: list[tuple[int, float]],
+    ladder: list[tuple],
+    lambdas: list[float],
 ) -> str:
     """The JSON string both ONNX files carry.
 
     ``levels``: quality levels. ``tables``: the entropy coder's integer arrays
     by name (a compressed ``.npz``, base64). ``rate_weight``: the price of a
-    bit in the code choice; ``ladder``: the quality scale's operating points.
+    bit in the code choice; ``ladder``: the quality scale's operating points
+    (level, scale, alternatives); ``lambdas``: the levels' rate-distortion
+    trade-offs, which choose among a point's alternatives.
     ``family`` stays "ecvq", the name exports of earlier releases were told
     apart by.
     """
@@ -96,7 +102,9 @@ def encode_metadata(
             "source_sha256": digest,
             "tables": tables_b64,
             "rate_weight": rate_weight,
-            "ladder": [[int(level), float(scale)] for level, scale in ladder],
+            "ladder": [[int(level), float(scale), [[int(l), float(s)] for l, s in alternatives]]
+                       for level, scale, alternatives in ladder],
+            "lambdas": [float(v) for v in lambdas],
         }
     )
 
@@ -151,8 +159,14 @@ class ExportedModel:
         self.num_qualities = int(meta["levels"])
         self.stride = int(meta["stride"])
         self.rate_weight = float(meta["rate_weight"])
-        ladder = meta.get("ladder") or [[level, 1.0] for level in range(self.num_qualities)]  # exports before ladders
-        self._ladder = tuple((int(level), float(scale)) for level, scale in ladder)
+        self.lambdas, ladder = meta.get("lambdas"), meta.get("ladder")
+        if self.lambdas is None:  # an export made before exports carried them: the model's config has them
+            config = _keras_config(self.path)
+            self.lambdas, ladder = config.get("lambdas"), config.get("ladder")
+        if self.lambdas is None:
+            self._ladder = tuple((level, 1.0, ()) for level in range(self.num_qualities))
+        else:
+            self._ladder = default_ladder(self.lambdas) if ladder is None else check_ladder(ladder, self.num_qualities)
         self._tables = _tables(meta)
         self._context_model = None
 
@@ -160,7 +174,7 @@ class ExportedModel:
         """The fingerprint of the model the export was made from."""
         return self._fingerprint
 
-    def operating_points(self) -> tuple[tuple[int, float], ...]:
+    def operating_points(self) -> tuple[tuple[int, float, tuple], ...]:
         """The quality scale's points of the model the export was made from."""
         return self._ladder
 
@@ -212,6 +226,15 @@ class ExportedModel:
         names = [i.name for i in session.get_inputs()]
         feed = {names[0]: np.ascontiguousarray(indices, np.int32), names[1]: np.asarray(quality, np.int32)}
         return session.run(None, feed)[0]
+
+
+def _keras_config(path: Path) -> dict:
+    """The model config inside a ``.keras`` file (its ``config.json``), or {} where there is none to read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json")).get("config", {})
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
