@@ -40,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help=f"batches summed into one step (default {r.accumulate}: {r.batch_size * r.accumulate} crops a step)")
     budget.add_argument("--patch-size", type=int, default=r.patch_size, help=f"crop side in pixels (default {r.patch_size})")
     budget.add_argument("--log-every", type=int, default=250, help="steps per interval: log line, checkpoint (default 250)")
-    budget.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
-    budget.add_argument("--seed", type=int, default=0)
+    budget.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                        help="compute precision (mixed_bfloat16 on accelerators that have it; the saved model is float32)")
+    budget.add_argument("--seed", type=int, default=0, help="seed of the crops, the levels drawn and new weights (default 0)")
     data = p.add_argument_group("data")
     data.add_argument("--holdout", type=int, default=2, help="validate on the last N photos (default 2)")
     data.add_argument("--patches", metavar="FILE.npz",
