@@ -80,7 +80,7 @@ def test_folder_input_needs_an_output_folder(tree, tiny_model_path, capsys):
     assert "a folder must be the only input" in capsys.readouterr().err
     assert _main("compress", tree, "-o", tree / "a.png", "--model", tiny_model_path) == 1
     assert "is not a folder" in capsys.readouterr().err
-    assert _main("compress", tree, "-o", tree / "x", "--jobs", "0", "--model", tiny_model_path) == 1
+    assert _main("compress", tree, "-o", tree / "x", "--jobs", "0", "--model", tiny_model_path) == 2  # a usage error
     assert "--jobs must be at least 1" in capsys.readouterr().err
 
 

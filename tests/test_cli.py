@@ -218,7 +218,7 @@ def test_output_with_several_inputs(folder, tiny_model_path, capsys):
 
 
 def test_bad_quality(folder, tiny_model_path, capsys):
-    assert _main("compress", folder / "rgb.png", "-q", "101", "--model", tiny_model_path) == 1
+    assert _main("compress", folder / "rgb.png", "-q", "101", "--model", tiny_model_path) == 2  # a usage error
     _assert_error(capsys, "quality must be in 0..100")
     assert not (folder / "rgb.vqc").exists()
 
@@ -326,10 +326,12 @@ def test_bad_arguments_fail_before_the_model_loads(folder, tiny_model_path, monk
     _forbid_model_load(monkeypatch)
     (folder / "notes.keras").write_text("not a model\n")
     (folder / "unreadable.png").write_bytes((folder / "rgb.png").read_bytes())
+    for argv in (("compress", folder / "rgb.png", "-q", "101", "--model", tiny_model_path),
+                 ("compress", folder / "rgb.png", "-q=-1", "--model", tiny_model_path),
+                 ("demo", "-q", "700", "--model", tiny_model_path)):
+        assert _main(*argv) == 2, argv  # usage errors
+        _assert_error(capsys, "quality must be in 0..100")
     cases = [
-        (("compress", folder / "rgb.png", "-q", "101", "--model", tiny_model_path), "quality must be in 0..100"),
-        (("compress", folder / "rgb.png", "-q=-1", "--model", tiny_model_path), "quality must be in 0..100"),
-        (("demo", "-q", "700", "--model", tiny_model_path), "quality must be in 0..100"),
         (("compress", folder / "rgb.png", "--model", folder / "notes.keras"),
          f"{folder / 'notes.keras'} is not a vqcodec model (not a Keras archive)"),
         (("decompress", folder / "x.vqc", "--model", folder / "rgb.png"),
@@ -477,7 +479,7 @@ def test_argument_errors_do_not_start_the_backend(folder, tiny_model_path):
         "print('RC', rcs, 'BAD', bad)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=folder, env=_env(), capture_output=True, text=True, timeout=60)
-    assert "RC [1, 1, 1, 1, 1, 1, 1] BAD []" in r.stdout, (r.stdout, r.stderr)
+    assert "RC [2, 1, 1, 1, 1, 1, 2] BAD []" in r.stdout, (r.stdout, r.stderr)  # 2: usage errors
     lines = r.stderr.splitlines()
     assert len(lines) == 7 and all(line.startswith("vqcodec: error: ") for line in lines), r.stderr
     assert "not a Keras archive" in lines[1] and "not a Keras archive" in lines[2]
@@ -493,3 +495,37 @@ def test_list_mode_reports_files_in_the_order_named():
     assert [o.task.source.name for o in console.in_order(iter(finished), tasks)] == ["a.png", "b.png", "c.png", "d.png"]
     shuffled = [finished[2], finished[3], finished[0], finished[1]]
     assert [o.task.source.name for o in console.in_order(iter(shuffled), tasks)] == ["a.png", "b.png", "c.png", "d.png"]
+
+
+def test_usage_errors_are_one_line_naming_the_command(folder, capsys):
+    for argv, message in [
+        (("compress", "-q", "50.5", "x.png"), "compress: argument -q/--quality: invalid int value: '50.5'"),
+        (("compress", "--size", "0", "x.png"), "compress: argument --size: size must be positive"),
+        (("compress",), "compress: the following arguments are required: IN"),
+        (("compress", "--frobnicate", "x.png"), "compress: unrecognized arguments: --frobnicate"),
+        (("decompress", "x.vqc", "--output-quality", "101"), "--output-quality must be in 0..100, got 101"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            raise SystemExit(_main(*argv))
+        assert exit_info.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("vqcodec: error: ") and message in err, err
+    (folder / "afile").write_text("x")
+    assert _main("compress", folder / "rgb.png", "-o", folder / "afile" / "x.vqc") == 1
+    _assert_error(capsys, f"{folder / 'afile'} is a file, not a folder")
+
+
+def test_decompress_writes_lossy_formats_at_the_quality_asked(folder, tiny_model_path, capsys):
+    assert _main("compress", folder / "rgb.png", "--model", tiny_model_path, "--quiet", "-f") == 0
+    sizes = {}
+    for quality in (None, 30):
+        extra = () if quality is None else ("--output-quality", str(quality))
+        out = folder / f"out{quality}.jpg"
+        assert _main("decompress", folder / "rgb.vqc", "-o", out, "--model", tiny_model_path, "--quiet", *extra) == 0
+        sizes[quality] = out.stat().st_size
+        reference = io.BytesIO()
+        decoded = codec.decompress((folder / "rgb.vqc").read_bytes(), tiny_model_path)
+        decoded.save(reference, "JPEG", quality=95 if quality is None else quality)
+        assert out.read_bytes() == reference.getvalue()
+    assert sizes[30] < sizes[None]

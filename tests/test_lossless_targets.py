@@ -206,10 +206,10 @@ def test_cli_target_arguments_are_checked_early(tmp_path, capsys):
         (["--size", "40k", "-q", "3"], "not both"),
         (["--size", "40k", "--psnr", "30"], "not both"),
         (["--strict"], "--strict needs --size or --psnr"),
-        (["--psnr", "300"], "between 0 and 200"),
+        (["--psnr", "300"], "above 0 and below 200 dB"),
         (["--lossless", "-q", "3"], "--lossless has no quality level"),
     ):
-        assert cli.main(["compress", str(tmp_path / "s.png"), *args]) == 1
+        assert cli.main(["compress", str(tmp_path / "s.png"), *args]) == 2  # usage errors
         assert message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["compress", str(tmp_path / "s.png"), "--size", "lots"])

@@ -56,13 +56,14 @@ def test_help_and_bad_arguments_answer_without_keras(tmp_path):
     assert "default 100,000" in shown.stdout  # the shipped recipe's schedule
     empty = tmp_path / "empty"
     empty.mkdir()
-    for argv, message in [
-        (["train", str(tmp_path / "missing"), "-o", str(tmp_path / "m.keras")], "no such folder"),
-        (["train", str(empty), "-o", str(tmp_path / "m.keras")], "no images in this folder"),
-        (["train", "-o", str(tmp_path / "m.keras")], "give a data folder or --patches"),
+    for argv, message, status in [
+        (["train", str(tmp_path / "missing"), "-o", str(tmp_path / "m.keras")], "no such folder", 1),
+        (["train", str(empty), "-o", str(tmp_path / "m.keras")], "no images in this folder", 1),
+        (["train", "-o", str(tmp_path / "m.keras")], "give a data folder or --patches", 2),
+        (["train", str(empty)], "train: the following arguments are required: -o/--output", 2),
     ]:
         result = _run(*argv)
-        assert result.returncode == 1, argv
+        assert result.returncode == status, argv
         assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 

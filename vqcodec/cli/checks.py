@@ -23,6 +23,10 @@ class CLIError(Exception):
     """An error whose message is shown as is (one line, no traceback)."""
 
 
+class UsageError(CLIError):
+    """Arguments that cannot go together or are out of range: exit status 2, as for argparse's own errors."""
+
+
 def label(path: str) -> str:
     return "<stdin>" if path == STDIO else path
 
@@ -77,6 +81,9 @@ def check_output(out: str, inp: str, force: bool) -> None:
         raise CLIError(f"output {out} is a directory")
     parent = p.parent
     if not parent.is_dir():
+        existing = next((a for a in parent.parents if a.exists()), None) if not parent.exists() else parent
+        if existing is not None and not existing.is_dir():
+            raise CLIError(f"output {out}: {existing} is a file, not a folder")
         raise CLIError(f"output folder {parent} does not exist")
     check_writable_folder(parent, str(parent))
 
@@ -120,8 +127,8 @@ def plan_pairs(args, default_suffix: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def model_path(model: str | None) -> tuple[Path, str]:
-    """(file, how to name it in messages) for ``--model`` (None: the shipped model)."""
+def model_path(model: str | None, option: str = "--model ") -> tuple[Path, str]:
+    """(file, how to name it in messages) for ``--model`` (None: the shipped model); ``option`` prefixes messages."""
     if model is None:
         from vqcodec.codec.loading import default_model_path
 
@@ -131,15 +138,15 @@ def model_path(model: str | None) -> tuple[Path, str]:
         return p, str(p)
     p = Path(model).expanduser()
     if not p.exists():
-        raise CLIError(f"--model {model}: no such file")
+        raise CLIError(f"{option}{model}: no such file")
     if p.is_dir():
-        raise CLIError(f"--model {model}: is a directory")
+        raise CLIError(f"{option}{model}: is a directory")
     return p, model
 
 
-def check_model(model: str | None) -> None:
+def check_model(model: str | None, option: str = "--model ") -> None:
     """Checks ``--model`` without Keras: a readable Keras archive (a zip with config.json)."""
-    p, shown = model_path(model)
+    p, shown = model_path(model, option)
     try:
         if not zipfile.is_zipfile(p):
             raise CLIError(f"{shown} is not a vqcodec model (not a Keras archive)")
@@ -151,9 +158,9 @@ def check_model(model: str | None) -> None:
         raise CLIError(f"{shown} is not a vqcodec model (unreadable Keras archive: {getattr(exc, 'strerror', None) or exc})") from None
 
 
-def check_quality(quality: int | None) -> None:
+def check_quality(quality: int | None, option: str = "quality") -> None:
     if quality is not None and not 0 <= quality <= MAX_QUALITY:
-        raise CLIError(f"quality must be in 0..{MAX_QUALITY}, got {quality}")
+        raise UsageError(f"{option} must be in 0..{MAX_QUALITY}, got {quality}")
 
 
 def byte_size(text: str) -> int:
@@ -171,19 +178,19 @@ def byte_size(text: str) -> int:
 
 def check_targets(args) -> None:
     if args.lossless and args.quality is not None:
-        raise CLIError("--lossless has no quality level; give -q/--quality or --lossless, not both")
+        raise UsageError("--lossless has no quality level; give -q/--quality or --lossless, not both")
     if getattr(args, "size", None) is None and getattr(args, "psnr", None) is None:
         if getattr(args, "strict", False):
-            raise CLIError("--strict needs --size or --psnr")
+            raise UsageError("--strict needs --size or --psnr")
         return
     if args.size is not None and args.psnr is not None:
-        raise CLIError("give --size or --psnr, not both")
+        raise UsageError("give --size or --psnr, not both")
     if args.quality is not None:
-        raise CLIError("give -q/--quality or a --size/--psnr target, not both")
+        raise UsageError("give -q/--quality or a --size/--psnr target, not both")
     if args.lossless:
-        raise CLIError("--lossless has no size or PSNR to aim for; drop --size/--psnr")
+        raise UsageError("--lossless has no size or PSNR to aim for; drop --size/--psnr")
     if args.psnr is not None and not 0 < args.psnr < 200:
-        raise CLIError(f"--psnr must be between 0 and 200 dB, got {args.psnr:g}")
+        raise UsageError(f"--psnr must be above 0 and below 200 dB, got {args.psnr:g}")
 
 
 def check_output_folder(folder: str, option: str = "output", why: str = " (a folder input needs an output folder)") -> None:

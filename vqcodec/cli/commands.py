@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vqcodec.cli.checks import (
     PROG,
-    STDIO, CLIError, check_input, check_model, check_output, check_output_folder, check_quality, check_targets,
+    STDIO, CLIError, UsageError, check_input, check_model, check_output, check_output_folder, check_quality, check_targets,
     folder_input, label, model_path, output_format, plan_pairs, read_input, write_output,
 )
 from vqcodec.cli.console import (
@@ -98,7 +98,7 @@ def decompress_one(model, inp: str, out: str, args) -> None:
     from vqcodec.codec import batch
 
     img = codec.decompress(read_input(inp), model=model)
-    write_output(out, batch.image_writer(img, output_format(out)), args.force)
+    write_output(out, batch.image_writer(img, output_format(out), args.output_quality), args.force)
     if out != STDIO and not args.quiet:
         print(f"{label(inp)} -> {out}: {img.width}x{img.height} {img.mode}", file=sys.stderr)
 
@@ -108,9 +108,11 @@ def code(args, direction: str) -> int:
     from vqcodec.codec import batch
 
     if args.jobs is not None and args.jobs < 1:
-        raise CLIError(f"--jobs must be at least 1, got {args.jobs}")
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if direction == batch.COMPRESS:
         check_targets(args)
+    else:
+        check_quality(args.output_quality, "--output-quality")
     folder = folder_input(args)
     check_model(args.model)
     check_quality(getattr(args, "quality", None))
@@ -173,7 +175,7 @@ def run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> int
         run = batch.compress_files(pending, options=compress_options(args),
                                    measure_psnr=args.print_psnr or targeted, **kwargs)
     else:
-        run = batch.decompress_files(pending, **kwargs)
+        run = batch.decompress_files(pending, output_quality=args.output_quality, **kwargs)
     try:
         with own_warnings(verbose):
             outcomes += show_outcomes(run, args, direction, folder, tasks, failed, say, bar, len(finished))
@@ -254,13 +256,13 @@ def cmd_export(args) -> int:
     status = 0
     for model in args.models:
         try:
-            check_model(model)
+            check_model(model, option="")
             with backend_quiet(args.verbose):
                 start_backend()
                 from vqcodec.runtime.export import export_model
 
             with own_warnings(args.verbose), backend_quiet(args.verbose):
-                paths = export_model(model_path(model)[0])
+                paths = export_model(model_path(model, option="")[0])
             if not args.quiet:
                 sizes = ", ".join(f"{p.name} ({p.stat().st_size / 1e6:.1f} MB)" for p in paths)
                 print(f"{model} -> {sizes}", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
+from vqcodec.cli.checks import UsageError
 from vqcodec.cli.console import error, report
 from vqcodec.cli.parser import build_parser
 
@@ -19,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         # errors too (e.g. "failed call to cuInit" on machines without a GPU).
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command they were given to, with its usage one --help away
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -30,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except UsageError as exc:
+        report(exc, args.verbose)
+        return 2
     except Exception as exc:
         report(exc, args.verbose)
         return 1

@@ -12,17 +12,27 @@ from vqcodec.quality import DEFAULT_QUALITY, MAX_QUALITY
 QUIET_HELP = "no summary line per file (compress, decompress) and no progress display (train)"
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage error in one line, ``vqcodec: error: COMMAND: ...``, naming the ``--help`` that shows the usage;
+    exit status 2."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix(PROG).strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"{PROG}: error: {where}{message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vqcodec import __version__
 
     # Global options, accepted before and after the command: the command's copy
     # has no default of its own, so it only overrides when given there.
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="vqcodec: a learned image codec (VQ-VAE). Compress images to .vqc files and back.",
         epilog="Run 'vqcodec COMMAND --help' for the options of a command.",
@@ -92,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         "A folder's .vqc files are decoded recursively to PNG in the folder -o names, mirroring its tree.",
     )
     p.add_argument("inputs", nargs="+", metavar="IN.vqc", help="input .vqc file(s), a folder, or '-' for stdin")
+    p.add_argument("--output-quality", type=int, default=None, metavar="Q",
+                   help="quality 0..100 of JPEG, WebP and AVIF outputs (default 95: the output format adds little loss)")
     file_options(p)
     p.set_defaults(func=cmd_decompress)
 
@@ -131,4 +143,5 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", parents=[common], help="train a model on your photos", description=train.DESCRIPTION)
     train.add_arguments(p)
     p.set_defaults(func=train.cmd_train)
+    parser.commands = dict(sub.choices)  # the command parsers, which report their own usage errors
     return parser

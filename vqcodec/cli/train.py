@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vqcodec.cli.checks import CLIError, check_output_folder
+from vqcodec.cli.checks import CLIError, UsageError, check_output_folder
 from vqcodec.cli.console import backend_quiet, own_warnings, start_backend
 from vqcodec.model.recipe import SHIPPED
 
@@ -79,19 +79,19 @@ def _check(args: argparse.Namespace) -> None:
     from vqcodec.train.photos import find_images
 
     if (args.data_dir is None) == (args.patches is None):
-        raise CLIError("give a data folder or --patches FILE.npz (one of them)")
+        raise UsageError("give a data folder or --patches FILE.npz (one of them)")
     if args.start_from and args.resume:
-        raise CLIError("give --from or --resume, not both")
+        raise UsageError("give --from or --resume, not both")
     evaluating = args.evaluate_only or args.evaluate_on
     if args.patches and evaluating:
-        raise CLIError("evaluation needs the data folder (its last --holdout photos), not --patches")
+        raise UsageError("evaluation needs the data folder (its last --holdout photos), not --patches")
     for name in ("steps", "batch_size", "accumulate", "patch_size", "log_every", "revive_every", "table_refit_every"):
         if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.patch_size % 8:
-        raise CLIError(f"--patch-size must be a multiple of 8, got {args.patch_size}")
+        raise UsageError(f"--patch-size must be a multiple of 8, got {args.patch_size}")
     if args.holdout < 0:
-        raise CLIError(f"--holdout must be 0 or more, got {args.holdout}")
+        raise UsageError(f"--holdout must be 0 or more, got {args.holdout}")
     if args.data_dir is not None:
         folder = Path(args.data_dir)
         if not folder.is_dir():
