@@ -153,7 +153,7 @@ class _Codings:
         """The candidate operating point ``point`` (1 .. M) is coded as for this image."""
         level, scale, alternatives = self.points[point - 1]
         candidates = [(level, scale), *alternatives]
-        if len(candidates) == 1 or getattr(self.model, "lambdas", None) is None:
+        if len(candidates) == 1 or self.model.lambdas is None:
             return candidates[0]
         img = self.source.img
         reference = np.asarray(img.convert("RGB"), np.float64)
