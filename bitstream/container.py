@@ -9,7 +9,6 @@ from ._varint import decode_uvarint, encode_uvarint
 from .errors import (
     ChecksumError,
     CorruptDataError,
-    FormatError,
     ImageTooLargeError,
     ModelMismatchError,
     NotVQCError,
@@ -41,8 +40,8 @@ READABLE_VERSIONS = (1, 2, 3, 4)
 #: image file, and the indices of a variable-rate ECVQ model at one quality level (version 3).
 KINDS = ("learned", "lossless", "ecvq")
 _MODEL_KINDS = frozenset({"learned", "ecvq"})
-#: Kinds each version knows.
-_VERSION_KINDS = {1: 1, 2: 2, 3: 3, 4: 3}
+#: Kinds each version knows, by code (version 4 retired the learned kind).
+_VERSION_KINDS = {1: ("learned",), 2: ("learned", "lossless"), 3: KINDS, 4: ("lossless", "ecvq")}
 #: Default decompression-bomb guard (like Pillow's ``MAX_IMAGE_PIXELS``):
 #: files announcing more pixels than this are refused before any allocation.
 DEFAULT_MAX_PIXELS = 2**28
@@ -226,9 +225,10 @@ def _parse_header(data: bytes) -> tuple[Header, int]:
     if version >= 2:
         if len(data) < pos + 1:
             raise TruncatedError("file is truncated: it ends inside the header")
-        known = _VERSION_KINDS[version]
-        if data[pos] >= known:
-            raise CorruptDataError(f"invalid payload-kind code {data[pos]} (valid codes in version {version}: 0-{known - 1})")
+        codes = [KINDS.index(k) for k in _VERSION_KINDS[version]]
+        if data[pos] not in codes:
+            valid = ", ".join(map(str, codes))
+            raise CorruptDataError(f"invalid payload-kind code {data[pos]} (valid codes in version {version}: {valid})")
         kind = KINDS[data[pos]]
         pos += 1
     fingerprint = None
@@ -269,7 +269,7 @@ def read_header(data: bytes) -> Header:
     Does not verify the checksum or the payloads, nor apply a pixel limit.
     Raises :class:`FormatError` if the header itself is malformed.
     """
-    return _parse_header(bytes(data[:72]))[0]  # a header is at most 52 bytes
+    return _parse_header(bytes(data[:72]))[0]  # a header is at most 54 bytes
 
 
 def unpack(

@@ -2,10 +2,10 @@
 
 The codec (:mod:`vqcodec.codec`) needs numpy, Pillow, constriction and
 onnxruntime only: ``compress``, ``decompress``, ``load_model`` and the
-others here. The model API (:mod:`vqcodec.model`: ``VQVAEModel``,
-``VectorQuantizer``, ``VariableRateVQVAE``, ...) and training
-(:mod:`vqcodec.train`) need Keras, installed by the ``train`` extra; those
-names load on first use, so ``import vqcodec`` never imports TensorFlow.
+others here. The model API (``vqcodec.VQVAEModel``, ``VectorQuantizer``,
+``VariableRateVQVAE``, ..., from the modules of :mod:`vqcodec.model`) and
+training (:mod:`vqcodec.train`) need Keras, installed by the ``train`` extra;
+those names load on first use, so ``import vqcodec`` never imports TensorFlow.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -109,9 +110,9 @@ def plan_pairs(args, default_suffix: str) -> list[tuple[str, str]]:
     """(input, output) pairs; raises CLIError for a bad combination of arguments."""
     inputs = args.inputs
     if args.output is not None and len(inputs) > 1:
-        raise CLIError("-o/--output can only be used with a single input file")
+        raise UsageError("-o/--output can only be used with a single input file")
     if STDIO in inputs and len(inputs) > 1:
-        raise CLIError("'-' (standard input) must be the only input")
+        raise UsageError("'-' (standard input) must be the only input")
     pairs = []
     for inp in inputs:
         if args.output is not None:
@@ -123,7 +124,7 @@ def plan_pairs(args, default_suffix: str) -> list[tuple[str, str]]:
         pairs.append((inp, out))
     outs = [o for _, o in pairs if o != STDIO]
     if len(set(outs)) != len(outs):
-        raise CLIError("two inputs would be written to the same output file")
+        raise UsageError("two inputs would be written to the same output file")
     return pairs
 
 
@@ -171,8 +172,8 @@ def byte_size(text: str) -> int:
         value = float(t[:-1] if scale > 1 else t)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 40000, 40k, 1.5M)") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    if not (math.isfinite(value) and value * scale >= 1):
+        raise argparse.ArgumentTypeError(f"size must be at least 1 byte, got {text!r}")
     return int(round(value * scale))
 
 
@@ -212,11 +213,11 @@ def folder_input(args) -> str | None:
     if not folders:
         return None
     if len(args.inputs) > 1:
-        raise CLIError(f"{folders[0]} is a folder: a folder must be the only input")
+        raise UsageError(f"{folders[0]} is a folder: a folder must be the only input")
     if args.output is None:
-        raise CLIError(f"{folders[0]} is a folder: give the output folder with -o OUTDIR")
+        raise UsageError(f"{folders[0]} is a folder: give the output folder with -o OUTDIR")
     if args.output == STDIO:
-        raise CLIError("a folder cannot be written to standard output; give -o OUTDIR")
+        raise UsageError("a folder cannot be written to standard output; give -o OUTDIR")
     check_output_folder(args.output)
     return folders[0]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vqcodec.cli.checks import (
     PROG,
-    STDIO, CLIError, UsageError, check_input, check_model, check_output, check_output_folder, check_quality, check_targets,
+    STDIO, UsageError, check_input, check_model, check_output, check_output_folder, check_quality, check_targets,
     folder_input, label, model_path, output_format, plan_pairs, read_input, write_output,
 )
 from vqcodec.cli.console import (
@@ -226,7 +226,7 @@ def cmd_info(args) -> int:
     import bitstream
 
     if args.inputs.count(STDIO) > 1:
-        raise CLIError("'-' (standard input) can be given only once")
+        raise UsageError("'-' (standard input) can be given only once")
     status = 0
     for inp in args.inputs:
         try:
@@ -305,8 +305,8 @@ def demo(args) -> int:
     fp = codec.model_fingerprint(model).hex()
     name = "default model" if args.model is None else args.model
     print(f"sample: endeavour.png, {img.width}x{img.height} {img.mode}, {len(raw)} bytes as PNG")
-    print(f"model: {name} (fingerprint {fp}), {n} levels")
-    print(f"{'quality':>7} {'level':>5} {'bytes':>8} {'bpp':>7} {'PSNR dB':>8} {'enc s':>6} {'dec s':>6}")
+    print(f"model: {name} (fingerprint {fp}), {n} operating points")
+    print(f"{'quality':>7} {'coded as':<22} {'bytes':>8} {'bpp':>7} {'PSNR dB':>8} {'enc s':>6} {'dec s':>6}")
     for q in qualities:
         t0 = time.perf_counter()
         data = codec.compress(img, quality=q, model=model)
@@ -314,10 +314,10 @@ def demo(args) -> int:
         out = codec.decompress(data, model=model)
         t2 = time.perf_counter()
         psnr_db = psnr(ref, np.asarray(out.convert("RGB")))
-        level = level_of(q, n)
-        mark = "  (default)" if level == default else ""
+        mark = "  (default)" if level_of(q, n) == default else ""
         print(
-            f"{q:>7} {level:>5} {len(data):>8} {bpp(len(data), img.width, img.height):>7.3f} {psnr_db:>8.2f} "
+            f"{q:>7} {codec.describe_coding(data):<22} {len(data):>8} {bpp(len(data), img.width, img.height):>7.3f} "
+            f"{psnr_db:>8.2f} "
             f"{t1 - t0:>6.2f} {t2 - t1:>6.2f}{mark}"
         )
         if args.save is not None:

@@ -1,6 +1,6 @@
-"""``vqcodec``: the entry point. Start-up is cheap: the standard library at the top; ``info`` needs only
-``bitstream``, compress and decompress onnxruntime, and Keras loads only for training, export and
-``--runtime keras``."""
+"""``vqcodec``: the entry point. Start-up is cheap: arguments are checked with the standard library, numpy and
+Pillow loaded; ``info`` needs only ``bitstream``, compress and decompress onnxruntime, and Keras loads only for
+training, export and ``--runtime keras``."""
 
 from __future__ import annotations
 

@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-q", "--quality", type=int, default=None, metavar="Q",
         help=f"quality 0..{MAX_QUALITY}, higher is better (default {DEFAULT_QUALITY}); "
-        "it picks one of the model's levels: N equal bands of the scale",
+        "it picks one of the model's operating points (a level, and the size the image is coded at): "
+        "N equal bands of the scale",
     )
     p.add_argument("--size", type=byte_size, default=None, metavar="SIZE",
                    help="target file size (e.g. 40000, 40k, 1.5M): the best quality whose file fits")
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target PSNR in dB: the smallest file that reaches it")
     p.add_argument("--strict", action="store_true",
                    help="with --size/--psnr: fail (exit 1, nothing written) when the target cannot be met")
-    p.add_argument("--lossless", action="store_true", help="store the pixels losslessly (exact), whatever is smaller")
+    p.add_argument("--lossless", action="store_true", help="store the pixels losslessly (exact): WebP or PNG, whichever is smaller")
     p.add_argument("--print-psnr", action="store_true", help="also decode each file and report its PSNR")
     file_options(p)
     p.set_defaults(func=cmd_compress)
@@ -132,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="compress and decompress the bundled sample photo",
-        description="Compress and decompress the sample photo shipped with vqcodec at every level "
-        "of the model (the lowest quality of each) and print bytes, bits per pixel and PSNR.",
+        description="Compress and decompress the sample photo shipped with vqcodec at every operating point "
+        "of the model (the lowest quality of each) and print how it was coded, bytes, bits per pixel and PSNR.",
     )
     p.add_argument("-q", "--quality", type=int, default=None, metavar="Q", help="only this quality (0..100)")
     p.add_argument("--save", metavar="DIR", default=None, help="also write the .vqc files and decoded PNGs to DIR")

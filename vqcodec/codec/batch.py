@@ -519,7 +519,7 @@ def compress_files(
     keeps the work in this process). ``jobs``: worker processes (None:
     :func:`default_jobs`). A target that already holds a complete ``.vqc`` is
     kept unless ``overwrite``. ``progress(pixels)`` is called as tiles finish.
-    ``runtime``: as in :func:`vqcodec.codec.coding.load_model`. ``options``: more
+    ``runtime``: as in :func:`vqcodec.codec.loading.load_model`. ``options``: more
     keyword arguments of :func:`vqcodec.codec.coding.compress` (``size``, ``psnr``,
     ``strict``, ``lossless``).
     One file's failure is reported in its outcome and never stops the others.

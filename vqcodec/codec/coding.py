@@ -201,7 +201,7 @@ def compress(
     Targets, instead of ``quality`` (as cwebp has ``-size`` and ``-psnr``):
     ``size`` (bytes) gives the best quality whose file fits; ``psnr`` (dB, on
     8-bit RGB) the smallest file that reaches it. Both search the model's
-    levels by bisection and consider the lossless coding too. A target that
+    operating points by bisection and consider the lossless coding too. A target that
     cannot be met gives the closest file and a
     :class:`vqcodec.codec.targets.TargetNotMetWarning`, or with ``strict`` a
     ``TargetNotMetError``.
@@ -212,8 +212,8 @@ def compress(
     latent tile size for large images (None: the default rule of
     :mod:`vqcodec.codec.tiling`; 0 = never tile). ``timings``: a dict to fill
     with seconds spent in "network" (the model's index function, quantiser
-    included) and "entropy" (entropy coding, the alpha plane and lossless
-    coding). ``progress(done, total)`` is called after each tile with the
+    included, and in decoding the upsampling of a smaller coded image) and
+    "entropy" (entropy coding, the alpha plane and lossless coding). ``progress(done, total)`` is called after each tile with the
     latent positions coded so far.
     """
     _init_timings(timings)
@@ -268,7 +268,7 @@ def _learned_file(model: CodecModel, source: _Source, grid: np.ndarray, candidat
     img, (level, scale) = source.img, candidate
     coded_width, coded_height = coded_size(img.width, img.height, scale)
     with timed(timings, "entropy"):
-        fingerprint, tables = model_data(model)
+        fingerprint = model_data(model)[0]
         payload = _tables(model).encode(grid, level)
         alpha_payload = b""
         if source.alpha is not None:
@@ -297,7 +297,9 @@ def _unpack(data: bytes, model: CodecModel, max_pixels: int | None):
     tables = _tables(model)
     if max_pixels is None:
         max_pixels = bitstream.DEFAULT_MAX_PIXELS
-    header = bitstream.read_header(data)
+    header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels)  # structure and checksum first
+    if header.kind == "lossless":
+        raise ValueError("a lossless file holds pixels, not code indices")
     retired = RETIRED_DEFAULTS.get(header.model_fingerprint.hex())
     if retired is not None and header.model_fingerprint != fingerprint:
         raise bitstream.ModelMismatchError(
@@ -309,7 +311,11 @@ def _unpack(data: bytes, model: CodecModel, max_pixels: int | None):
             "file holds residual-VQ indices, which this vqcodec no longer decodes; "
             "decode it with the release that made it (pip install 'vqcodec==0.7.*' decodes any but 0.1's)"
         )
-    header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels, expected_fingerprint=fingerprint)
+    if header.model_fingerprint != fingerprint:
+        raise bitstream.ModelMismatchError(
+            f"file was made by model {header.model_fingerprint.hex()}, but this model is {fingerprint.hex()}; "
+            "decode it with the model that made it"
+        )
     lh, lw = math.ceil(header.coded_height / STRIDE), math.ceil(header.coded_width / STRIDE)
     if (header.latent_height, header.latent_width) != (lh, lw):
         raise bitstream.CorruptDataError(

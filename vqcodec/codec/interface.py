@@ -1,7 +1,7 @@
 """What the codec needs of a model: the one interface of the Keras model and its onnxruntime export.
 
 Why a protocol: the codec, the runtime, the export and the benchmarks handle
-:class:`vqcodec.model.VariableRateVQVAE` and
+:class:`vqcodec.model.variable_rate.VariableRateVQVAE` and
 :class:`vqcodec.runtime.onnx_model.ExportedModel` alike, through these members only.
 """
 

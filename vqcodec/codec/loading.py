@@ -71,7 +71,7 @@ def load_model(path: str | os.PathLike | None = None, runtime: str = "auto", thr
     with onnxruntime when they exist (no Keras import), else Keras; "keras" or
     "onnx" forces one. Raises ``FileNotFoundError`` for a missing file,
     :class:`InvalidModelError` (a ``ValueError``) with a one-line message for
-    a file that is not a codec model, ``vqcodec.runtime.StaleExportError`` for
+    a file that is not a codec model, ``vqcodec.runtime.onnx_model.StaleExportError`` for
     an export made from another version of the model, and ``ImportError``
     naming the extra to install where Keras is needed and missing.
     ``threads``: onnxruntime's threads (exported models only).
@@ -93,7 +93,7 @@ def load_model(path: str | os.PathLike | None = None, runtime: str = "auto", thr
 
     exported = runtime == "onnx" or (runtime == "auto" and has_export(p))
     st = p.stat()
-    key = (str(p), st.st_mtime_ns, st.st_size, exported)
+    key = (str(p), st.st_mtime_ns, st.st_size, exported, threads)
     model = _model_cache.get(key)
     if model is not None:
         return model

@@ -33,10 +33,10 @@ def search_target(
     allow_lossless: bool,
     lossless_file: Callable[[], bytes],
 ) -> bytes:
-    """Bisection over levels 1 .. ``levels`` for a size or PSNR target, lossless coding considered.
+    """Bisection over operating points 1 .. ``levels`` for a size or PSNR target, lossless coding considered.
 
-    ``learned(level)`` gives a level's file and ``decoded(level)`` its decoded
-    image; both are called for the few levels the bisection visits.
+    ``learned(point)`` gives a point's file and ``decoded(point)`` its decoded
+    image; both are called for the few points the bisection visits.
     """
     reference = np.asarray(img.convert("RGB"))
 
@@ -79,5 +79,5 @@ def search_target(
     )
     if strict:
         raise TargetNotMetError(what)
-    warnings.warn(f"{what}; wrote that", TargetNotMetWarning, stacklevel=4)
+    warnings.warn(f"{what}; wrote that", TargetNotMetWarning, stacklevel=3)
     return closest

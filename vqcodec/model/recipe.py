@@ -18,10 +18,10 @@ STRIDE = 8
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A :class:`vqcodec.model.VariableRateVQVAE` and how to train it.
+    """A :class:`vqcodec.model.variable_rate.VariableRateVQVAE` and how to train it.
 
-    The fields before ``batch_size`` are the model's (its ``get_config``);
-    the rest are the trainer's defaults.
+    The fields before ``batch_size`` build the model (the transforms' widths, and
+    the keyword arguments of :meth:`model_config`); the rest are the trainer's defaults.
     """
 
     channels: int = 128

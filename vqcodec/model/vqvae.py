@@ -44,7 +44,7 @@ class VQVAEModel(keras.Model):
     stage axis and ``num_stages=n`` at inference picks the rate.
 
     The library's reference VQ-VAE, trained with ``compile`` and ``fit``. The
-    codec's own model is :class:`vqcodec.model.VariableRateVQVAE`.
+    codec's own model is :class:`vqcodec.model.variable_rate.VariableRateVQVAE`.
     """
 
     def __init__(

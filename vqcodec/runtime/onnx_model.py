@@ -3,13 +3,14 @@
 Why: importing Keras and TensorFlow costs seconds and most of a gigabyte,
 while the network itself runs in a fraction of a second. ``vqcodec export``
 (:mod:`vqcodec.runtime.export`) writes ``MODEL.encode.onnx`` and ``MODEL.decode.onnx``
-beside ``MODEL.keras``: the model's own ``encode_to_indices`` (all stages) and
+beside ``MODEL.keras``: the model's own ``encode_to_candidates`` and
 ``decode_from_indices``, traced, so no model logic is written twice. Their
 metadata holds the model's fingerprint, its coding tables, its quality levels
 and the SHA-256 of the ``.keras`` file they came from, so an export that no
 longer matches its model is refused instead of producing wrong files.
 
-This module imports numpy, onnxruntime and ``bitstream`` only.
+This module imports numpy and the model's recipe, and on first use
+onnxruntime and ``bitstream``'s context model.
 """
 
 from __future__ import annotations

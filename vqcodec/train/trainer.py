@@ -23,10 +23,11 @@ import keras
 import numpy as np
 
 from vqcodec.atomic_write import write_atomic
+from vqcodec.model.recipe import STRIDE
 from vqcodec.model.variable_rate import VariableRateVQVAE, build_codec_model
 from vqcodec.train.data import CropDataset, PatchDataset, SetDatasetEpoch, load_patches
 from vqcodec.train.evaluation import fit_coding_tables, random_crops, refit_coding_tables, report, validation_images
-from vqcodec.train.photos import find_images, load_rgb
+from vqcodec.train.photos import center_crop_multiple, find_images, load_rgb
 
 __all__ = ["train", "reconfigured", "float32_copy", "save_model", "WarmCosine", "state_path"]
 
@@ -345,7 +346,22 @@ def _data(args: argparse.Namespace) -> tuple[list[np.ndarray], list[Path]]:
     files = find_images(args.data_dir)
     train_files, val_files = files[: -args.holdout] if args.holdout else files, files[len(files) - args.holdout :]
     print(f"training on {len(train_files)} images; validating on {[f.name for f in val_files]}", flush=True)
-    return [load_rgb(f) for f in train_files], val_files
+    return [_load(f) for f in train_files], val_files
+
+
+def _load(path: Path) -> np.ndarray:
+    try:
+        return load_rgb(path)
+    except Exception as exc:  # Pillow's errors for a damaged or unknown file
+        raise ValueError(f"{path}: cannot read this photo ({exc})") from exc
+
+
+def _refit_crops(images: list[np.ndarray], patch_size: int, seed: int) -> np.ndarray:
+    """One crop of each of the first 40 photos large enough for one, to refit the code distributions on."""
+    large = [image for image in images if min(image.shape[:2]) >= patch_size][:40]
+    if not large:
+        raise ValueError(f"no training photo is as large as --patch-size {patch_size}")
+    return random_crops(large, 1, patch_size, seed)
 
 
 def evaluate_only(args: argparse.Namespace) -> int:
@@ -359,7 +375,7 @@ def evaluate_only(args: argparse.Namespace) -> int:
         save_model(model, output)
         print(f"fitted the coding tables on the training images and stored them in {output}", flush=True)
     if args.evaluate_on:
-        test = [load_rgb(f) for f in find_images(args.evaluate_on)]
+        test = [center_crop_multiple(_load(f), STRIDE) for f in find_images(args.evaluate_on)]  # whole latents
         path = output.with_suffix(f".{Path(args.evaluate_on).resolve().name}.eval.json")
         report(model, test, path, whole_file=True, step=state.get("step"), image_count=len(test))
     else:
@@ -392,7 +408,7 @@ def train(args: argparse.Namespace, command: list[str]) -> int:
         callbacks=[
             SetDatasetEpoch(dataset),
             _ReviveDeadCodes(args.revive_every * args.accumulate),
-            *([_RefitCodeDistributions(random_crops(images[:40], 1, args.patch_size, args.seed))] if args.refit_codes else []),
+            *([_RefitCodeDistributions(_refit_crops(images, args.patch_size, args.seed))] if args.refit_codes else []),
             *([_RefitCodingTables(_table_crops(images, args.patch_size, args.seed), args.table_refit_every)] if model.coder_rate else []),
             keras.callbacks.CSVLogger(str(output.with_suffix(".log.csv")), append=True),
             _Checkpoint(output, command, offset),
