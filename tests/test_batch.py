@@ -74,9 +74,9 @@ def test_folder_round_trip_mirrors_the_tree(tree, tmp_path, tiny_model_path, cap
 
 
 def test_folder_input_needs_an_output_folder(tree, tiny_model_path, capsys):
-    assert _main("compress", tree, "--model", tiny_model_path) == 1
+    assert _main("compress", tree, "--model", tiny_model_path) == 2  # usage errors
     assert "give the output folder with -o OUTDIR" in capsys.readouterr().err
-    assert _main("compress", tree, tree / "a.png", "-o", tree / "x", "--model", tiny_model_path) == 1
+    assert _main("compress", tree, tree / "a.png", "-o", tree / "x", "--model", tiny_model_path) == 2
     assert "a folder must be the only input" in capsys.readouterr().err
     assert _main("compress", tree, "-o", tree / "a.png", "--model", tiny_model_path) == 1
     assert "is not a folder" in capsys.readouterr().err

@@ -213,7 +213,7 @@ def test_failed_write_leaves_nothing(folder, tiny_model_path, capsys):
 
 
 def test_output_with_several_inputs(folder, tiny_model_path, capsys):
-    assert _main("compress", folder / "rgb.png", folder / "l.png", "-o", folder / "x.vqc") == 1
+    assert _main("compress", folder / "rgb.png", folder / "l.png", "-o", folder / "x.vqc") == 2  # a usage error
     _assert_error(capsys, "-o/--output")
 
 
@@ -240,7 +240,7 @@ def test_demo(tiny_model_path, tmp_path, capsys):
     assert _main("demo", "--model", tiny_model_path, "--save", tmp_path / "demo") == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
-    assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 1), (34, 2), (67, 3)]  # quality, level
+    assert [(int(r[0]), r[1], int(r[2])) for r in rows] == [(0, "level", 1), (34, "level", 2), (67, "level", 3)]
     assert "PSNR" in out and "256x176" in out
     assert (tmp_path / "demo" / "endeavour_q67.png").exists()
 
@@ -500,7 +500,9 @@ def test_list_mode_reports_files_in_the_order_named():
 def test_usage_errors_are_one_line_naming_the_command(folder, capsys):
     for argv, message in [
         (("compress", "-q", "50.5", "x.png"), "compress: argument -q/--quality: invalid int value: '50.5'"),
-        (("compress", "--size", "0", "x.png"), "compress: argument --size: size must be positive"),
+        (("compress", "--size", "0", "x.png"), "compress: argument --size: size must be at least 1 byte"),
+        (("compress", "--size", "inf", "x.png"), "compress: argument --size: size must be at least 1 byte"),
+        (("compress", "--size", "0.1", "x.png"), "compress: argument --size: size must be at least 1 byte"),
         (("compress",), "compress: the following arguments are required: IN"),
         (("compress", "--frobnicate", "x.png"), "compress: unrecognized arguments: --frobnicate"),
         (("decompress", "x.vqc", "--output-quality", "101"), "--output-quality must be in 0..100, got 101"),

@@ -170,6 +170,7 @@ def test_impossible_size_warns_or_fails_with_strict(model, photo, tmp_path, caps
         warnings.simplefilter("always")
         data = codec.compress(photo, model=model, size=50)
     assert [type(w.message) for w in caught] == [codec.TargetNotMetWarning]
+    assert caught[0].filename == __file__  # the warning points at the caller's line
     assert bitstream.read_header(data).quality == 1  # the closest: the smallest file
     smallest = len(codec.compress(photo, 0, model, lossless=False))
     with pytest.raises(codec.TargetNotMetError, match="size 50 bytes cannot be met"):
@@ -232,3 +233,10 @@ def test_lossless_round_trips_every_coded_mode_exactly(model, mode):
     expected = to_coded_mode(img)
     out = codec.decompress(codec.compress(img, model=model, lossless=True), model)
     assert out.mode == expected.mode and np.array_equal(np.asarray(out), np.asarray(expected))
+
+
+def test_a_lossless_file_has_no_indices(model):
+    data = codec.compress(_screenshot(), model=model, lossless=True)
+    assert bitstream.read_header(data).kind == "lossless"
+    with pytest.raises(ValueError, match="a lossless file holds pixels, not code indices"):
+        codec.read_indices(data, model)
