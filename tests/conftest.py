@@ -58,8 +58,8 @@ def build_tiny_model(path, seed: int = 0, ladder=None) -> str:
 
     keras.utils.set_random_seed(seed)  # the layers' initial weights, not only the quantiser's draws
     recipe = Recipe(channels=8, embedding_dim=4, res_blocks=1, num_embeddings=16, lambdas=(0.001, 0.01, 0.1),
-                    gain_range=(1.0, 16.0), table_width=8, ladder=ladder)
-    model = build_codec_model(recipe, seed=seed)
+                    gain_range=(1.0, 16.0), table_width=8)
+    model = build_codec_model(recipe, seed=seed, ladder=ladder)
     refit_coding_tables(model, np.stack([smooth_image(48, 64, s) for s in range(4)]), rounds=2)
     model.save(str(path))
     return str(path)

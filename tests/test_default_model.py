@@ -13,7 +13,7 @@ from PIL import Image
 import bitstream
 import vqcodec
 from vqcodec.codec import default_model_path, model_fingerprint, read_indices
-from vqcodec.model.recipe import SHIPPED
+from vqcodec.model.recipe import SHIPPED, check_ladder
 from vqcodec.model.recipe import STRIDE as SHIPPED_STRIDE
 from vqcodec.model.variable_rate import VariableRateVQVAE
 from vqcodec.quality import level_of
@@ -68,6 +68,7 @@ def test_the_shipped_model_is_the_shipped_recipe():
     config = model.get_config()
     for name, value in SHIPPED.model_config().items():
         assert json.loads(json.dumps(config[name])) == json.loads(json.dumps(value)), name
+    assert model.operating_points() == check_ladder(SHIPPED.ladder, len(SHIPPED.lambdas))
     encoder = model.encoder
     assert [layer.name for layer in encoder.layers if "res" in layer.name] == ["enc_res_0", "enc_res_1"][: SHIPPED.res_blocks]
     assert encoder.get_layer("down_0").filters == SHIPPED.channels

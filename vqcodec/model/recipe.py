@@ -58,9 +58,10 @@ class Recipe:
     steps: int = 100_000
 
     def model_config(self) -> dict:
-        """The keyword arguments of :class:`VariableRateVQVAE` (besides the transforms)."""
+        """The keyword arguments of :class:`VariableRateVQVAE` (besides the transforms and the ladder, which a
+        model of these levels takes by default: :func:`default_ladder`)."""
         names = ("num_embeddings", "embedding_dim", "code_dim", "lambdas", "rate_weight", "gain_range",
-                 "learn_codebooks", "table_width", "learned_reconstruction", "level_weight_power", "ladder",
+                 "learn_codebooks", "table_width", "learned_reconstruction", "level_weight_power",
                  "commitment_cost", "temperature", "dead_code_threshold")
         return {name: getattr(self, name) for name in names} | {"stride": STRIDE}
 

@@ -302,13 +302,10 @@ class VariableRateVQVAE(keras.Model):
 
 def build_codec_model(recipe: Recipe = SHIPPED, seed: int | None = None, **overrides) -> VariableRateVQVAE:
     """A new, built codec model of ``recipe`` (``overrides``: any of the model's keyword arguments)."""
-    config = recipe.model_config() | overrides
-    if "ladder" not in overrides and tuple(config["lambdas"]) != tuple(recipe.lambdas):
-        config["ladder"] = None  # the recipe's points are those of its own levels: the default for these
     model = VariableRateVQVAE(
         build_encoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),
         build_decoder(recipe.channels, recipe.embedding_dim, recipe.res_blocks),
-        **config,
+        **(recipe.model_config() | overrides),
         seed=seed,
         name="variable_rate_vqvae",
     )
