@@ -41,6 +41,7 @@ _MODEL = {
     "VectorQuantizer": "vqcodec.model.quantizer",
     "ResidualVectorQuantizer": "vqcodec.model.quantizer",
     "VQVAEModel": "vqcodec.model.vqvae",
+    "PixelCNNPrior": "vqcodec.model.prior",
     "VariableRateVQVAE": "vqcodec.model.variable_rate",
     "EntropyConstrainedVQ": "vqcodec.model.ecvq",
     "GDN": "vqcodec.model.layers",

@@ -16,7 +16,7 @@ from vqcodec.model.transforms import build_transforms, deserialize_transforms, l
 
 __all__ = ["VQVAEModel"]
 
-def _scale_for_replicas(loss):
+def scale_for_replicas(loss):
     """Divides a per-replica mean loss by the replica count under ``tf.distribute``.
 
     Keras 3 sums the replicas' gradients and multiplies the reported loss by
@@ -161,7 +161,7 @@ class VQVAEModel(keras.Model):
         self.vq_loss_tracker.update_state(vq_loss)
         self.perplexity_tracker.update_state(ops.mean(ops.stack(self.quantizer.perplexities)))
         self.usage_tracker.update_state(ops.mean(ops.stack(self.quantizer.usages)))
-        return _scale_for_replicas(total)
+        return scale_for_replicas(total)
 
     @property
     def metrics(self):
