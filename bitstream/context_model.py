@@ -32,6 +32,8 @@ machine and runtime: nothing here depends on floating-point network output.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import CorruptDataError
@@ -292,7 +294,8 @@ class ContextModel:
         """The (height, width, G) int32 grid coded by :meth:`encode`.
 
         A payload too short for the grid is refused before anything is
-        allocated, and one with words left over after the grid is refused too.
+        allocated; one that is not exactly :meth:`encode`'s output for the grid
+        it decodes to (words missing, left over or altered) is refused after.
         """
         self._check(quality, self.num_groups)
         c = _constriction()
@@ -302,7 +305,7 @@ class ContextModel:
         if len(data) * 8 < needed:
             raise CorruptDataError(
                 f"index payload of {len(data)} bytes is too short for a {height}x{width} grid "
-                f"(at least {max(0, int(needed) // 8)} bytes)"
+                f"(at least {4 * math.ceil(needed / 32)} bytes)"
             )
         coder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         escaped = c.stream.model.Categorical(self._escaped, perfect=False)
@@ -327,8 +330,10 @@ class ContextModel:
                         raise CorruptDataError(f"index payload does not decode: {exc}") from None
                 grid[..., g] = flat.reshape(height, width)
             activity += grid[..., g] != self.usual[quality, g]
-        if not coder.maybe_exhausted():
-            raise CorruptDataError("index payload has data left over after the grid")
+        # Exactly the encoder's output, or refused: a range decoder reads zeros past a cut payload and
+        # ignores trailing words, so only re-encoding proves that nothing is missing, left over or altered.
+        if self.encode(grid, quality) != bytes(data):
+            raise CorruptDataError("index payload is not the exact coding of a grid (cut, padded or altered)")
         return grid
 
     def cross_entropy_bits(self, grid: np.ndarray, quality: int) -> float:

@@ -83,18 +83,28 @@ def test_corrupt_payloads_are_refused_without_allocating_the_claimed_grid():
     grid = _correlated_grids(rng, 1, shape=(8, 8, 1))[0]
     data = model.encode(grid, 0)
     np.testing.assert_array_equal(model.decode(data, 8, 8, 0), grid)
-    with pytest.raises(CorruptDataError, match="left over"):
-        model.decode(data + b"\x01\x02\x03\x04" * 3, 8, 8, 0)
+    for extra in (b"\x00" * 4, b"\x01\x02\x03\x04" * 3):  # words left over: refused, zeros too
+        with pytest.raises(CorruptDataError, match="exact coding"):
+            model.decode(data + extra, 8, 8, 0)
     with pytest.raises(CorruptDataError, match="too short"):
         model.decode(b"", 100_000, 100_000, 0)  # would be 10^10 symbols
     with pytest.raises(CorruptDataError, match="multiple of 4"):
         model.decode(data[:-1], 8, 8, 0)
-    for cut in range(4, len(data), 4):  # every truncation: a clean error or (rarely) another grid, never a crash
-        try:
+    # Every cut and every flipped bit is refused: none decodes to another grid.
+    for cut in range(0, len(data), 4):
+        with pytest.raises(CorruptDataError):
             model.decode(data[:cut], 8, 8, 0)
-        except CorruptDataError:
-            pass
+    for bit in range(len(data) * 8):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(CorruptDataError):
+            model.decode(bytes(flipped), 8, 8, 0)
 
+
+def test_the_length_message_names_a_real_minimum():
+    model = ContextModel.fit([[np.zeros((4, 4, 1), np.int64)]], 4, 4)
+    with pytest.raises(CorruptDataError, match=r"at least [1-9]\d* bytes"):
+        model.decode(b"", 2000, 2000, 0)
 
 
 def test_an_unseen_context_backs_off_to_its_groups_marginal():
