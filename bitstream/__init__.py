@@ -4,7 +4,18 @@ Imports only numpy, constriction (lazily) and the standard library.
 See FORMAT.md for the byte-level specification.
 """
 
-from .container import DEFAULT_MAX_PIXELS, FORMAT_VERSION, KINDS, MAGIC, MODES, Header, pack, read_header, unpack
+from .container import (
+    DEFAULT_MAX_PIXELS,
+    FORMAT_VERSION,
+    KINDS,
+    MAGIC,
+    MODES,
+    Header,
+    check_pixels,
+    pack,
+    read_header,
+    unpack,
+)
 from .errors import (
     ChecksumError,
     CorruptDataError,
@@ -24,6 +35,7 @@ __all__ = [
     "unpack",
     "read_header",
     "DEFAULT_MAX_PIXELS",
+    "check_pixels",
     "FORMAT_VERSION",
     "MAGIC",
     "MODES",

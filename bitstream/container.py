@@ -20,6 +20,7 @@ __all__ = [
     "MAGIC",
     "FORMAT_VERSION",
     "DEFAULT_MAX_PIXELS",
+    "check_pixels",
     "MODES",
     "KINDS",
     "Header",
@@ -42,9 +43,9 @@ KINDS = ("learned", "lossless", "ecvq")
 _MODEL_KINDS = frozenset({"learned", "ecvq"})
 #: Kinds each version knows, by code (version 4 retired the learned kind).
 _VERSION_KINDS = {1: ("learned",), 2: ("learned", "lossless"), 3: KINDS, 4: ("lossless", "ecvq")}
-#: Default decompression-bomb guard (like Pillow's ``MAX_IMAGE_PIXELS``):
-#: files announcing more pixels than this are refused before any allocation.
-DEFAULT_MAX_PIXELS = 2**28
+#: The one pixel limit, the same as Pillow's default ``MAX_IMAGE_PIXELS``: files announcing more pixels are
+#: refused before any allocation, and the codec refuses to read or code larger images (``max_pixels`` raises it).
+DEFAULT_MAX_PIXELS = 178_956_970
 
 #: Channel layouts, in the order of their code in the mode byte.
 MODES = ("L", "LA", "RGB", "RGBA")
@@ -272,6 +273,16 @@ def read_header(data: bytes) -> Header:
     return _parse_header(bytes(data[:72]))[0]  # a header is at most 54 bytes
 
 
+def check_pixels(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS, what: str = "image") -> None:
+    """Refuses (:class:`ImageTooLargeError`) an image of more than ``max_pixels`` pixels (None: the default)."""
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    if width * height > limit:
+        raise ImageTooLargeError(
+            f"{what} is {width}x{height} = {width * height} pixels, more than the limit of {limit}; "
+            "raise max_pixels (--max-pixels) if you trust it"
+        )
+
+
 def unpack(
     data: bytes,
     *,
@@ -309,11 +320,8 @@ def unpack(
         raise ChecksumError(
             f"checksum mismatch: stored CRC-32 {stored:08x}, computed {actual:08x}; the file is corrupt"
         )
-    if max_pixels is not None and header.pixels > max_pixels:
-        raise ImageTooLargeError(
-            f"image is {header.width}x{header.height} = {header.pixels} pixels, more than the limit of "
-            f"{max_pixels}; pass a larger max_pixels if you trust this file"
-        )
+    if max_pixels is not None:
+        check_pixels(header.width, header.height, max_pixels)
     if (
         expected_fingerprint is not None
         and header.kind in _MODEL_KINDS

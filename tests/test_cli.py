@@ -531,3 +531,31 @@ def test_decompress_writes_lossy_formats_at_the_quality_asked(folder, tiny_model
         decoded.save(reference, "JPEG", quality=95 if quality is None else quality)
         assert out.read_bytes() == reference.getvalue()
     assert sizes[30] < sizes[None]
+
+
+def test_max_pixels_is_one_limit_for_reading_and_writing(folder, tiny_model_path, monkeypatch, capsys):
+    """--max-pixels bounds the images compress reads and decompress writes, files and folders alike; Pillow's own
+    limit is not ours (no warning, no refusal of its own)."""
+    image = folder / "rgb.png"  # 28x20 = 560 pixels
+    assert _main("compress", image, "--model", tiny_model_path, "--max-pixels", 559) == 1
+    _assert_error(capsys, "rgb.png is 28x20 = 560 pixels, more than the limit of 559")
+    assert not (folder / "rgb.vqc").exists()
+    assert _main("compress", image, "--model", tiny_model_path, "--max-pixels", 560, "--quiet") == 0
+    assert _main("decompress", folder / "rgb.vqc", "-o", folder / "back.png", "--model", tiny_model_path,
+                 "--max-pixels", 559) == 1
+    _assert_error(capsys, "image is 28x20 = 560 pixels, more than the limit of 559")
+    assert not (folder / "back.png").exists()
+    # A folder: every file over the limit is named, the others are coded.
+    out = folder.parent / "coded"
+    assert _main("compress", folder, "-o", out, "--model", tiny_model_path, "--max-pixels", 100, "-j", 1) == 1
+    assert "more than the limit of 100" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(_main("compress", image, "--max-pixels", 0))
+    assert exit_info.value.code == 2
+    assert "--max-pixels must be at least 1, got 0" in capsys.readouterr().err
+    # Pillow's limit (monkeypatched far below the image) neither warns nor refuses: ours decides.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert _main("compress", image, "--model", tiny_model_path, "-f", "--quiet") == 0
+    assert _main("decompress", folder / "rgb.vqc", "-o", folder / "back.png", "--model", tiny_model_path,
+                 "--quiet") == 0
+    assert capsys.readouterr().err == ""

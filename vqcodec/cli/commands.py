@@ -89,7 +89,7 @@ def compress_one(model, inp: str, out: str, args) -> None:
 def compress_options(args) -> dict:
     """codec.compress keyword arguments from the command line."""
     return dict(quality=args.quality, size=args.size, psnr=args.psnr, strict=args.strict,
-                lossless=True if args.lossless else None)
+                lossless=True if args.lossless else None, max_pixels=args.max_pixels)
 
 
 def decompress_one(model, inp: str, out: str, args) -> None:
@@ -97,7 +97,7 @@ def decompress_one(model, inp: str, out: str, args) -> None:
     from vqcodec import codec
     from vqcodec.codec import batch
 
-    img = codec.decompress(read_input(inp), model=model)
+    img = codec.decompress(read_input(inp), model=model, max_pixels=args.max_pixels)
     write_output(out, batch.image_writer(img, output_format(out), args.output_quality), args.force)
     if out != STDIO and not args.quiet:
         print(f"{label(inp)} -> {out}: {img.width}x{img.height} {img.mode}", file=sys.stderr)
@@ -109,6 +109,8 @@ def code(args, direction: str) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     if direction == batch.COMPRESS:
         check_targets(args)
     else:
@@ -175,7 +177,8 @@ def run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> int
         run = batch.compress_files(pending, options=compress_options(args),
                                    measure_psnr=args.print_psnr or targeted, **kwargs)
     else:
-        run = batch.decompress_files(pending, output_quality=args.output_quality, **kwargs)
+        run = batch.decompress_files(pending, output_quality=args.output_quality, max_pixels=args.max_pixels,
+                                     **kwargs)
     try:
         with own_warnings(verbose):
             outcomes += show_outcomes(run, args, direction, folder, tasks, failed, say, bar, len(finished))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bitstream import DEFAULT_MAX_PIXELS
 from vqcodec.cli import train
 from vqcodec.cli.checks import PROG, byte_size
 from vqcodec.cli.commands import cmd_compress, cmd_decompress, cmd_demo, cmd_export, cmd_info
@@ -59,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "-j", "--jobs", type=int, default=None, metavar="N",
             help="worker processes for several files (default: one per CPU core, as free memory allows)",
+        )
+        p.add_argument(
+            "--max-pixels", type=int, default=None, metavar="N",
+            help=f"largest image, in pixels, to read or write (default {DEFAULT_MAX_PIXELS}, as Pillow's): "
+            "a larger one is refused before its pixels are read",
         )
         p.add_argument(
             "--runtime", choices=("auto", "onnx", "keras"), default="auto",

@@ -288,7 +288,7 @@ def _code_one(model, task: Task, direction: str, options: dict, measure_psnr: bo
     in_bytes = task.source.stat().st_size
     if direction == COMPRESS:
         try:
-            img = codec.load_image(task.source)
+            img = codec.load_image(task.source, options.get("max_pixels"))
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"cannot read the image: {describe(exc)}") from exc
         data = codec.compress(img, model=model, progress=progress, **options)
@@ -302,7 +302,8 @@ def _code_one(model, task: Task, direction: str, options: dict, measure_psnr: bo
             task, "done", None, in_bytes, len(data), img.width, img.height, img.mode, coding, db,
             time.perf_counter() - t0,
         )
-    img = codec.decompress(task.source.read_bytes(), model=model, progress=progress)
+    data = task.source.read_bytes()
+    img = codec.decompress(data, model=model, progress=progress, max_pixels=options.get("max_pixels"))
     fmt = Image.registered_extensions().get(task.target.suffix.lower(), "PNG")
     _write(task.target, image_writer(img, fmt, options.get("output_quality")))
     return Outcome(
@@ -521,7 +522,7 @@ def compress_files(
     kept unless ``overwrite``. ``progress(pixels)`` is called as tiles finish.
     ``runtime``: as in :func:`vqcodec.codec.loading.load_model`. ``options``: more
     keyword arguments of :func:`vqcodec.codec.coding.compress` (``size``, ``psnr``,
-    ``strict``, ``lossless``).
+    ``strict``, ``lossless``, ``max_pixels``).
     One file's failure is reported in its outcome and never stops the others.
     """
     options = {**(options or {}), **({} if quality is None else {"quality": quality})}
@@ -538,9 +539,11 @@ def decompress_files(
     progress: ProgressCallback | None = None,
     runtime: str = "auto",
     output_quality: int | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[Outcome]:
     """Decompresses every task's ``.vqc`` file to its image target (format from the suffix; ``output_quality``
-    for JPEG, WebP and AVIF targets, see :func:`image_writer`); see :func:`compress_files`."""
-    options = {} if output_quality is None else {"output_quality": int(output_quality)}
+    for JPEG, WebP and AVIF targets, see :func:`image_writer`; ``max_pixels`` as in
+    :func:`vqcodec.codec.coding.decompress`); see :func:`compress_files`."""
+    options = {"output_quality": output_quality, "max_pixels": max_pixels}
     return _run(tasks, DECOMPRESS, model=model, options=options, jobs=jobs, overwrite=overwrite, progress=progress,
                 runtime=runtime)

@@ -26,6 +26,7 @@ from PIL import Image
 
 import bitstream
 from vqcodec.codec import lossless as lossless_coding
+from vqcodec.codec import payloads
 from vqcodec.codec.images import load_image
 from vqcodec.codec.interface import CodecModel
 from vqcodec.codec.loading import RETIRED_DEFAULTS, model_data, resolve_model
@@ -86,8 +87,8 @@ def coded_size(width: int, height: int, scale: float) -> tuple[int, int]:
 class _Source:
     """One image to code: its pixels, alpha plane, and padded RGB at each scale (made once, on demand)."""
 
-    def __init__(self, image):
-        self.img = load_image(image)
+    def __init__(self, image, max_pixels: int | None = None):
+        self.img = load_image(image, max_pixels)
         self.rgb, self.alpha = _split(self.img)
         self._padded: dict[float, np.ndarray] = {}
 
@@ -166,10 +167,10 @@ class _Codings:
         return min(candidates, key=cost)
 
 
-def _prepare(image, quality, model, tile_size, timings=None, progress=None):
+def _prepare(image, quality, model, tile_size, timings=None, progress=None, max_pixels=None):
     model = resolve_model(model)
     point = _check_quality(quality, model)
-    return model, point, _Codings(model, _Source(image), tile_size, timings, progress)
+    return model, point, _Codings(model, _Source(image, max_pixels), tile_size, timings, progress)
 
 
 def indices_of(image, quality: int | None = None, model: Model = None, *, tile_size: int | None = None) -> np.ndarray:
@@ -190,6 +191,7 @@ def compress(
     tile_size: int | None = None,
     timings: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    max_pixels: int | None = None,
 ) -> bytes:
     """Compress ``image`` to ``.vqc`` bytes.
 
@@ -213,8 +215,10 @@ def compress(
     :mod:`vqcodec.codec.tiling`; 0 = never tile). ``timings``: a dict to fill
     with seconds spent in "network" (the model's index function, quantiser
     included, and in decoding the upsampling of a smaller coded image) and
-    "entropy" (entropy coding, the alpha plane and lossless coding). ``progress(done, total)`` is called after each tile with the
-    latent positions coded so far.
+    "entropy" (entropy coding, the alpha plane and lossless coding). ``progress(done, total)`` is called after each
+    tile with the latent positions coded so far. ``max_pixels`` (None: ``bitstream.DEFAULT_MAX_PIXELS``): larger
+    images are refused (``bitstream.ImageTooLargeError``) before their pixels are read, so that every file made
+    decodes under the same limit.
     """
     _init_timings(timings)
     targets = [name for name, value in (("size", size), ("psnr", psnr)) if value is not None]
@@ -227,7 +231,7 @@ def compress(
     model = resolve_model(model)
     if targets:
         quality = MAX_QUALITY
-    model, point, codings = _prepare(image, quality, model, tile_size, timings, progress)
+    model, point, codings = _prepare(image, quality, model, tile_size, timings, progress, max_pixels)
     img = codings.source.img
     if lossless or (lossless is None and not targets and lossless_coding.few_colours(img)):
         with timed(timings, "entropy"):
@@ -292,12 +296,15 @@ def _lossless_file(img: Image.Image) -> bytes:
 # -- decompress ---------------------------------------------------------------------
 
 
+def _limit(max_pixels: int | None) -> int:
+    return bitstream.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+
+
 def _unpack(data: bytes, model: CodecModel, max_pixels: int | None):
     fingerprint, _ = model_data(model)
     tables = _tables(model)
-    if max_pixels is None:
-        max_pixels = bitstream.DEFAULT_MAX_PIXELS
-    header, payload, alpha_payload = bitstream.unpack(data, max_pixels=max_pixels)  # structure and checksum first
+    # structure, checksum and size first
+    header, payload, alpha_payload = bitstream.unpack(data, max_pixels=_limit(max_pixels))
     if header.kind == "lossless":
         raise ValueError("a lossless file holds pixels, not code indices")
     retired = RETIRED_DEFAULTS.get(header.model_fingerprint.hex())
@@ -337,29 +344,9 @@ def read_indices(data: bytes, model: Model = None, *, max_pixels: int | None = N
 
 
 def _decode_alpha(alpha_payload: bytes, header) -> Image.Image:
-    """The alpha plane, its PNG size and mode checked against the header before decoding.
-
-    The PNG plugin class is used directly: it reads only the PNG header, so an
-    alpha plane declaring a huge size is refused before any pixel is
-    decompressed, and Pillow's own decompression-bomb warning never fires
-    (the header's size is already bounded by ``max_pixels``).
-    """
-    from PIL import PngImagePlugin
-
-    try:
-        alpha = PngImagePlugin.PngImageFile(io.BytesIO(alpha_payload))
-    except Exception as exc:
-        raise bitstream.CorruptDataError(f"alpha payload is not a PNG image: {exc}") from None
-    if alpha.mode != "L" or alpha.size != (header.width, header.height):
-        raise bitstream.CorruptDataError(
-            f"alpha payload is a {alpha.mode} {alpha.width}x{alpha.height} PNG, "
-            f"expected L {header.width}x{header.height}"
-        )
-    try:
-        alpha.load()
-    except Exception as exc:
-        raise bitstream.CorruptDataError(f"alpha payload is corrupt: {exc}") from None
-    return alpha
+    """The alpha plane: an exact L PNG of the header's size (:mod:`.payloads`), checked before any pixel is
+    decompressed."""
+    return payloads.open_png(alpha_payload, header.width, header.height, ("L",), "alpha payload")
 
 
 def decompress(
@@ -375,15 +362,14 @@ def decompress(
 
     Raises a ``bitstream.FormatError`` subclass for a corrupt or truncated
     file, ``bitstream.ModelMismatchError`` for a file made by another model.
-    ``max_pixels`` (None = ``bitstream.DEFAULT_MAX_PIXELS``) guards against
-    decompression bombs. ``progress(done, total)``: as in :func:`compress`.
+    ``max_pixels`` (None = ``bitstream.DEFAULT_MAX_PIXELS``): larger images are refused from the header, before
+    anything is decoded. ``progress(done, total)``: as in :func:`compress`.
     """
     _init_timings(timings)
     if isinstance(data, (str, os.PathLike)):
         data = Path(data).read_bytes()
     if bitstream.read_header(data).kind == "lossless":  # no model needed
-        limit = bitstream.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-        header, payload, _ = bitstream.unpack(data, max_pixels=limit)
+        header, payload, _ = bitstream.unpack(data, max_pixels=_limit(max_pixels))
         with timed(timings, "entropy"):
             img = lossless_coding.decode(payload, header.width, header.height, header.mode)
         if progress is not None:

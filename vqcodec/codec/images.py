@@ -13,6 +13,9 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+from bitstream import check_pixels
+from vqcodec.codec.payloads import pillow_limit_lifted
+
 __all__ = ["CODED_MODES", "MODE_RULES", "MultiFrameWarning", "open_image", "to_coded_mode", "load_image"]
 
 #: Modes the .vqc format stores; every other mode is converted to one of them.
@@ -53,12 +56,20 @@ def _warn_if_multi_frame(img: Image.Image, name: str) -> bool:
     return n > 1
 
 
-def open_image(source) -> Image.Image:
+def _open(fp) -> Image.Image:
+    """``Image.open`` (the header only) with Pillow's pixel limit lifted: :func:`open_image` applies ours."""
+    with pillow_limit_lifted():
+        return Image.open(fp)
+
+
+def open_image(source, max_pixels: int | None = None) -> Image.Image:
     """``source``: a path, bytes, a binary file object, a PIL image or a uint8 array.
 
     Returns a PIL image with EXIF orientation applied (not yet mode-normalised).
     Raises ``FileNotFoundError`` for a missing path, ``PIL.UnidentifiedImageError``
-    for data Pillow cannot read, ``ValueError`` for unsupported arrays.
+    for data Pillow cannot read, ``ValueError`` for unsupported arrays, and
+    ``bitstream.ImageTooLargeError`` for an image over ``max_pixels`` (None:
+    ``bitstream.DEFAULT_MAX_PIXELS``), from its header, before its pixels are read.
     Animated or multi-page input keeps one frame (the first, unless a PIL image
     positioned on another frame is given) and emits a :class:`MultiFrameWarning`.
     """
@@ -67,11 +78,11 @@ def open_image(source) -> Image.Image:
     elif isinstance(source, np.ndarray):
         img = _from_array(source)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        img = Image.open(io.BytesIO(bytes(source)))
+        img = _open(io.BytesIO(bytes(source)))
     elif isinstance(source, (str, os.PathLike)):
-        img = Image.open(os.fspath(source))
+        img = _open(os.fspath(source))
     elif hasattr(source, "read"):
-        img = Image.open(source)
+        img = _open(source)
     else:
         raise TypeError(
             f"image must be a path, bytes, a file object, a PIL image or a numpy array, "
@@ -82,8 +93,11 @@ def open_image(source) -> Image.Image:
     else:
         known = getattr(img, "filename", None) or getattr(source, "name", None)
         name = os.path.basename(known) if isinstance(known, str) and known else "the image"
+    check_pixels(img.width, img.height, max_pixels, name)
     multi = _warn_if_multi_frame(img, name)
-    img.load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is ours, checked above
+        img.load()
     if multi and img is not source:
         # Pillow keeps a multi-frame file open for seeking; keep only this frame
         single = img.copy()
@@ -138,9 +152,9 @@ def to_coded_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(source) -> Image.Image:
+def load_image(source, max_pixels: int | None = None) -> Image.Image:
     """:func:`open_image` followed by :func:`to_coded_mode`."""
-    img = to_coded_mode(open_image(source))
+    img = to_coded_mode(open_image(source, max_pixels))
     if img.width < 1 or img.height < 1:
         raise ValueError(f"image is empty: {img.width}x{img.height}")
     return img

@@ -15,6 +15,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from vqcodec.codec import payloads
+
 __all__ = ["encode", "decode", "few_colours", "worth_trying", "quick_size", "payload_format", "MAX_COLOURS"]
 
 #: Colour images with at most this many distinct colours skip the learned path ...
@@ -159,20 +161,15 @@ def payload_format(payload: bytes) -> str:
 
 
 def decode(payload: bytes, width: int, height: int, mode: str) -> Image.Image:
-    """The stored image in ``mode``; its size is checked against the header before any pixel is decoded."""
+    """The stored image in ``mode``; the payload must be an exact PNG or WebP (:mod:`.payloads`) of the header's
+    size, checked before any pixel is decoded."""
     from bitstream import CorruptDataError
 
     fmt = payload_format(payload)
-    if fmt == "unknown":
+    if fmt == "WebP":
+        img = payloads.open_webp(payload, width, height, "lossless payload")
+    elif fmt == "PNG":
+        img = payloads.open_png(payload, width, height, (mode,), "lossless payload")
+    else:
         raise CorruptDataError("lossless payload is neither a WebP nor a PNG file")
-    try:
-        img = Image.open(io.BytesIO(payload), formats=["WEBP" if fmt == "WebP" else "PNG"])
-    except Exception as exc:
-        raise CorruptDataError(f"lossless payload is not a readable {fmt} file: {exc}") from None
-    if img.size != (width, height):
-        raise CorruptDataError(f"lossless payload is {img.width}x{img.height}, the header says {width}x{height}")
-    try:
-        img.load()
-    except Exception as exc:
-        raise CorruptDataError(f"lossless payload is corrupt: {exc}") from None
     return img if img.mode == mode else img.convert(mode)
