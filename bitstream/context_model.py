@@ -291,7 +291,7 @@ class ContextModel:
         return coder.get_compressed().astype("<u4").tobytes()
 
     def decode(self, data: bytes, height: int, width: int, quality: int) -> np.ndarray:
-        """The (height, width, G) int32 grid coded by :meth:`encode`.
+        """The (height, width, G) grid coded by :meth:`encode` (uint16, or int32 for more than 2^16 codes).
 
         A payload too short for the grid is refused before anything is
         allocated; one that is not exactly :meth:`encode`'s output for the grid
@@ -309,7 +309,8 @@ class ContextModel:
             )
         coder = c.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         escaped = c.stream.model.Categorical(self._escaped, perfect=False)
-        grid = np.zeros((height, width, self.num_groups), np.int32)
+        # Two bytes a symbol where the codes fit (an image-sized buffer: one symbol per pixel in the codec).
+        grid = np.zeros((height, width, self.num_groups), np.uint16 if self.num_codes <= 1 << 16 else np.int32)
         board = _Checkerboard(height, width)
         activity = np.zeros((height, width), np.int32)
         for g in range(self.num_groups):

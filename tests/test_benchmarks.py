@@ -388,3 +388,20 @@ def test_prior_example_runs_offline_and_writes_its_picture(tmp_path, capsys):
         left = np.asarray(picture)[:, : (4 * 34 + 2) * 3]
     assert left.max() == 255 and left.min() == 0  # real digits, white on black
     assert "| PixelCNN prior |" in capsys.readouterr().out
+
+
+def test_fuzz_mutants_are_refused_or_decode_as_their_header_says(tmp_path, capsys):
+    """A few thousand mutants of real files of every payload kind, with the shipped model: format errors or
+    images of the stated size and mode, nothing else."""
+    from benchmarks import fuzz
+
+    assert fuzz.main(["--cases", "3000", "--seed", "7", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "fuzz.json").read_text())
+    outcomes = results["outcomes"]
+    assert sum(outcomes.values()) == 3000 and not results["defects"]
+    assert all(o == "decoded" or o.startswith("refused: ") for o in outcomes), outcomes
+    # Every mutation reaches both outcomes, and most refusals come past the checksum (it is recomputed).
+    assert outcomes.get("decoded", 0) > 30 and outcomes["refused: CorruptDataError"] > 1000, outcomes
+    assert set(results["by_mutation"]) == {"flip", "cut", "splice", "field"}
+    assert len(results["files"]) == 7
+    assert "| decoded |" in capsys.readouterr().out

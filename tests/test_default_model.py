@@ -33,12 +33,15 @@ def test_default_model_ships_under_25_mb_with_tables():
 
 
 def test_default_model_refuses_tiny_files_announcing_huge_images():
-    """28-byte files announcing up to 2**28 pixels with no payload: refused at once."""
+    """28-byte files announcing up to the pixel limit with no payload: refused at once; above it, by the limit."""
     fp = model_fingerprint()
-    for side, tile in [(16384, 64), (4096, 0), (1024, 1)]:
+    for side, tile in [(13376, 64), (4096, 0), (1024, 1)]:  # 13376**2 is just under the limit
         header = bitstream.Header(fp, side, side, "RGB", 0, side // 8, side // 8, tile, kind="ecvq", level=4)
         with pytest.raises(bitstream.CorruptDataError, match="too short"):
             vqcodec.decompress(bitstream.pack(header, b""))
+    header = bitstream.Header(fp, 16384, 16384, "RGB", 0, 2048, 2048, 64, kind="ecvq", level=4)
+    with pytest.raises(bitstream.ImageTooLargeError, match="more than the limit of 178956970"):
+        vqcodec.decompress(bitstream.pack(header, b""))
 
 
 def test_default_model_rate_and_quality_rise_with_level():

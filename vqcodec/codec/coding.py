@@ -380,7 +380,7 @@ def decompress(
     with timed(timings, "entropy"):
         # the grid size is already bounded by max_pixels (checked in _unpack)
         alpha = _decode_alpha(alpha_payload, header) if header.has_alpha else None  # the cheaper check first
-        grid = tables.decode(payload, header.latent_height, header.latent_width, header.level).astype(np.int64)
+        grid = tables.decode(payload, header.latent_height, header.latent_width, header.level)
     if grid.size and int(grid.max()) >= int(model.num_embeddings):
         raise bitstream.CorruptDataError("index payload names a code the model does not have")
     img = decode_image(model, grid, header.quality, header.coded_width, header.coded_height, timings, progress=progress)
