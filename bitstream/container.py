@@ -229,7 +229,10 @@ def _parse_header(data: bytes) -> tuple[Header, int]:
         codes = [KINDS.index(k) for k in _VERSION_KINDS[version]]
         if data[pos] not in codes:
             valid = ", ".join(map(str, codes))
-            raise CorruptDataError(f"invalid payload-kind code {data[pos]} (valid codes in version {version}: {valid})")
+            raise CorruptDataError(
+                f"payload-kind code {data[pos]} does not exist in format version {version} (codes {valid}): "
+                "the version or kind byte is corrupt"
+            )
         kind = KINDS[data[pos]]
         pos += 1
     fingerprint = None

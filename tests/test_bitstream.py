@@ -85,11 +85,11 @@ def test_version_3_ecvq_files_read_as_coded_at_full_size():
     assert unpack(v3) == (header, b"\x01\x02", b"\x03")
     assert not unpack(v3)[0].resampled
     ecvq = _with_version(pack(_ecvq_header(), b"\x01"), 2)
-    with pytest.raises(CorruptDataError, match="payload-kind code 2 .valid codes in version 2: 0, 1"):
+    with pytest.raises(CorruptDataError, match="payload-kind code 2 does not exist in format version 2 .codes 0, 1.: the version or kind byte is corrupt"):
         unpack(ecvq)
     learned = bytearray(pack(_ecvq_header(), b"\x01"))
     learned[4] = 0  # version 4 has no learned kind
-    with pytest.raises(CorruptDataError, match="payload-kind code 0 .valid codes in version 4: 1, 2"):
+    with pytest.raises(CorruptDataError, match="payload-kind code 0 does not exist in format version 4 .codes 1, 2."):
         unpack(bytes(learned))
 
 

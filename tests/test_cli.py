@@ -219,7 +219,7 @@ def test_output_with_several_inputs(folder, tiny_model_path, capsys):
 
 def test_bad_quality(folder, tiny_model_path, capsys):
     assert _main("compress", folder / "rgb.png", "-q", "101", "--model", tiny_model_path) == 2  # a usage error
-    _assert_error(capsys, "quality must be in 0..100")
+    _assert_error(capsys, "-q/--quality must be in 0..100, got 101")
     assert not (folder / "rgb.vqc").exists()
 
 

@@ -159,7 +159,7 @@ def check_model(model: str | None, option: str = "--model ") -> None:
         raise CLIError(f"{shown} is not a vqcodec model (unreadable Keras archive: {getattr(exc, 'strerror', None) or exc})") from None
 
 
-def check_quality(quality: int | None, option: str = "quality") -> None:
+def check_quality(quality: int | None, option: str = "-q/--quality") -> None:
     if quality is not None and not 0 <= quality <= MAX_QUALITY:
         raise UsageError(f"{option} must be in 0..{MAX_QUALITY}, got {quality}")
 
