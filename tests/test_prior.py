@@ -123,6 +123,9 @@ def test_refuses_bad_grids_in_one_line():
         with pytest.raises(ValueError, match=r".") as error:
             prior.bits(grids)
         assert words in str(error.value) and "\n" not in str(error.value)
+    prior.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="fit one prior per stage"):
+        prior.fit(np.zeros((4, H, W, 2), np.int32), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="temperature"):
         prior.sample(1, temperature=0.0)
     with pytest.raises(ValueError, match="num_samples"):

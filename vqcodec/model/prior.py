@@ -74,6 +74,13 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels, "kernel_size": self.kernel_size}
 
 
+def _check_rank(shape: tuple) -> None:
+    if len(shape) == 4:
+        raise ValueError(f"PixelCNNPrior models (N, H, W) grids, got stacked indices {shape}: fit one prior per stage")
+    if len(shape) != 3:
+        raise ValueError(f"PixelCNNPrior models (N, H, W) grids, got shape {shape}")
+
+
 @keras.saving.register_keras_serializable(package="vqcodec")
 class PixelCNNPrior(keras.Model):
     """An autoregressive model of ``(N, H, W)`` grids of indices in ``0 .. num_embeddings - 1``.
@@ -125,6 +132,7 @@ class PixelCNNPrior(keras.Model):
 
     def call(self, indices):
         """Logits ``(N, H, W, num_embeddings)``: at each position, of its index given the ones before it."""
+        _check_rank(tuple(indices.shape))
         x = self.embedding(ops.cast(indices, "int32"))
         v = ops.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]  # rows above
         h = ops.pad(x, [[0, 0], [0, 0], [1, 0], [0, 0]])[:, :, :-1]  # to the left
@@ -149,12 +157,7 @@ class PixelCNNPrior(keras.Model):
     def _grids(self, indices) -> np.ndarray:
         """``indices`` as an int32 ``(N, H, W)`` array of valid codes, or one clear ``ValueError``."""
         grids = np.asarray(keras.ops.convert_to_numpy(indices))
-        if grids.ndim == 4:
-            raise ValueError(
-                f"PixelCNNPrior models (N, H, W) grids, got stacked indices {grids.shape}: fit one prior per stage"
-            )
-        if grids.ndim != 3:
-            raise ValueError(f"PixelCNNPrior models (N, H, W) grids, got shape {grids.shape}")
+        _check_rank(grids.shape)
         if grids.size and (grids.min() < 0 or grids.max() >= self.num_embeddings):
             raise ValueError(f"indices must be in 0..{self.num_embeddings - 1}, got {grids.min()}..{grids.max()}")
         return grids.astype(np.int32)
