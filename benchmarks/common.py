@@ -12,14 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vqcodec.metrics import bpp, psnr  # noqa: F401  (re-exported for the benchmarks)
+from vqcodec.metrics import bpp, ms_ssim, ms_ssim_settings, psnr  # noqa: F401  (re-exported for the benchmarks)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
-
-# Default MS-SSIM weights (Wang et al. 2003), as used by tf.image.ssim_multiscale.
-MS_SSIM_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-MS_SSIM_FILTER_SIZE = 11
-
 
 def list_images(data: str | os.PathLike, limit: int | None = None) -> list[Path]:
     """Image files directly inside ``data``, sorted by name (non-images such as README are ignored)."""
@@ -41,65 +36,6 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
 
 def to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def ms_ssim_settings(height: int, width: int) -> tuple[tuple[float, ...], int]:
-    """Power factors and filter size for ``tf.image.ssim_multiscale`` on an image of this size.
-
-    TF's defaults (5 scales, 11x11 Gaussian window) need the coarsest scale, after four
-    halvings that round up, to be at least 11 px: images of at least 161 px per side.  For
-    smaller images we drop the coarsest scales and renormalise the remaining weights to sum
-    to 1; below 11 px the window shrinks to the image.  Kodak (512 x 768) always gets the
-    standard 5-scale MS-SSIM.  Results on small images are therefore not comparable with
-    published MS-SSIM numbers; they exist so that the smoke tests can run on tiny images.
-    """
-    side = min(height, width)
-    scales = 0
-    for n in range(1, len(MS_SSIM_POWER_FACTORS) + 1):
-        s = side
-        for _ in range(n - 1):
-            s = (s + 1) // 2
-        if s >= MS_SSIM_FILTER_SIZE:
-            scales = n
-    if scales == len(MS_SSIM_POWER_FACTORS):
-        return MS_SSIM_POWER_FACTORS, MS_SSIM_FILTER_SIZE
-    if scales == 0:
-        return (1.0,), max(1, side if side % 2 else side - 1)
-    weights = MS_SSIM_POWER_FACTORS[:scales]
-    total = sum(weights)
-    return tuple(w / total for w in weights), MS_SSIM_FILTER_SIZE
-
-
-_tf = None
-
-
-def _tensorflow():
-    global _tf
-    if _tf is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        _tf = tf
-    return _tf
-
-
-def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> tuple[float, int]:
-    """MS-SSIM of two uint8 RGB arrays via ``tf.image.ssim_multiscale`` (max_val=255).
-
-    Returns ``(value, number_of_scales_used)``; see :func:`ms_ssim_settings`.
-    """
-    if reference.shape != decoded.shape:
-        raise ValueError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
-    tf = _tensorflow()
-    power_factors, filter_size = ms_ssim_settings(*reference.shape[:2])
-    value = tf.image.ssim_multiscale(
-        tf.constant(reference, tf.float32),
-        tf.constant(decoded, tf.float32),
-        max_val=255.0,
-        power_factors=power_factors,
-        filter_size=filter_size,
-    )
-    return float(value), len(power_factors)
 
 
 def ms_ssim_db(value: float) -> float:

@@ -2,7 +2,7 @@
 
 For every quality level of vqcodec and a quality sweep of each Pillow codec this build
 supports (JPEG 4:2:0, WebP method 6, JPEG 2000, AVIF), per image: bpp of the whole output
-file, PSNR on 8-bit RGB of the decoded file, MS-SSIM (tf.image.ssim_multiscale, max_val=255).
+file, PSNR on 8-bit RGB of the decoded file, MS-SSIM (vqcodec.metrics.ms_ssim: tf.image.ssim_multiscale's computation, max_val=255).
 Averages over images (PSNR and MS-SSIM averaged per image, like published results), BD-rates
 of every curve against JPEG and WebP measured in the same run, and the published Kodak curves
 in benchmarks/reference/.  Writes one JSON per codec (CompressAI layout), rd.md and rd.png.
@@ -183,8 +183,8 @@ def main(argv=None) -> int:
     header = [f"date: {date}", f"command: `{command}`",
               f"data: {args.data} ({len(images)} images; sizes {', '.join(f'{w}x{h}' for w, h in sizes[:4])}"
               f"{' ...' if len(sizes) > 4 else ''})",
-              f"bpp = whole file bytes x 8 / (H x W); PSNR on 8-bit RGB, averaged per image; "
-              f"MS-SSIM: tf.image.ssim_multiscale(max_val=255), averaged per image",
+              "bpp = whole file bytes x 8 / (H x W); PSNR on 8-bit RGB, averaged per image; "
+              "MS-SSIM: vqcodec.metrics.ms_ssim (as tf.image.ssim_multiscale, max_val=255), averaged per image",
               f"libraries: Pillow {versions['pillow']}, libjpeg-turbo {versions.get('libjpeg_turbo')}, "
               f"libwebp {versions['webp']}, OpenJPEG {versions['jpg_2000']}, libavif {versions['avif']}; "
               f"Python {platform.python_version()}",

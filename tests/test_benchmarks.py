@@ -106,6 +106,21 @@ def test_ms_ssim_settings_follow_tf_size_limit():
     assert w1 == (1.0,) and f1 <= 8
 
 
+@pytest.mark.parametrize("shape", [(512, 768, 3), (161, 200, 3), (333, 257, 3), (40, 56, 3), (9, 9, 1)])
+def test_ms_ssim_is_tensorflows(shape):
+    """The numpy MS-SSIM computes what tf.image.ssim_multiscale does (float32 there): within 2e-5."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, shape).astype(np.uint8)
+    b = np.clip(a + rng.normal(0, 12, shape), 0, 255).astype(np.uint8)
+    weights, size = ms_ssim_settings(*shape[:2])
+    expected = float(tf.image.ssim_multiscale(tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=255.0,
+                                              power_factors=weights, filter_size=size))
+    value, scales = ms_ssim(a, b)
+    assert scales == len(weights) and value == pytest.approx(expected, abs=2e-5)
+
+
 def test_ms_ssim_runs_on_tiny_and_kodak_sized_images():
     img = np.asarray(_tiny_image(40, 56, 3))
     value, scales = ms_ssim(img, img)
