@@ -68,7 +68,7 @@ def main(argv=None) -> None:
         return
     if not args.other or not (Path(args.other) / "vqcodec").is_dir():
         p.error("--other must be the root of another vqcodec checkout")
-    # a script (-P: its folder, which has a codecs.py, stays off sys.path), so vqcodec comes from PYTHONPATH
+    # a script (-P: its folder stays off sys.path), so vqcodec comes from PYTHONPATH
     inner = [sys.executable, "-P", str(Path(__file__).resolve()), "--inner", "--data", data, "--limit", str(args.limit),
              "--qualities", args.qualities]
     for r in range(args.rounds):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import codecs as pillow_codecs
+from vqcodec.comparison import codecs as pillow_codecs
 from . import ours
 from .bdrate import bd_rate
 from .common import (Progress, bpp, list_images, load_rgb, ms_ssim, notice, psnr, slug, to_array,
@@ -44,7 +44,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--reference", default=str(REFERENCE_DIR),
                    help="folder of published curves to draw dashed (default: benchmarks/reference)")
     p.add_argument("--bd-method", choices=("akima", "pchip"), default="akima")
+    p.add_argument("--compare-image", default=None, metavar="NAME",
+                   help="image of --data to show side by side (vqcodec compare pages; default: the first)")
+    p.add_argument("--compare-qualities", default="25,50,75", metavar="LIST",
+                   help="vqcodec qualities of those pages (default 25,50,75; empty: no pages)")
     return p.parse_args(argv)
+
+
+def write_compare_pages(images: list[Path], args, keys: list[str], out_dir: Path, command: str) -> list[str]:
+    """``vqcodec compare`` pages for one image at a few qualities, in ``out_dir``; their Markdown lines."""
+    from vqcodec.comparison import compare, page
+
+    name = args.compare_image or images[0].name
+    path = next((p for p in images if p.name == name), None)
+    if path is None:
+        notice(f"--compare-image {name} is not among the images: no comparison pages")
+        return []
+    others = tuple(k for k in ("webp", "avif", "jpeg") if k in keys and pillow_codecs.BY_KEY[k].available())
+    lines = ["## Side by side", "",
+             f"`vqcodec compare` pages of {name} (every other codec at the largest file not above vqcodec's), "
+             "beside the plot [rd.png](rd.png):", ""]
+    for quality in [int(q) for q in args.compare_qualities.split(",") if q.strip()]:
+        comparison = compare(path, quality, model=args.model, codecs=others)
+        file = f"compare-{path.stem}-q{quality}.html"
+        made = page.made_by(f"{command} (quality {quality}); the rate-distortion plot is rd.png beside this page")
+        (out_dir / file).write_text(page.render(comparison, made=made), encoding="utf-8")
+        numbers = "; ".join(f"{p.codec} {p.nbytes:,} B" + ("" if p.image is None else f", {p.psnr:.2f} dB")
+                            for p in comparison.panels)
+        lines.append(f"- [quality {quality}]({file}): {numbers}")
+    return lines + [""]
 
 
 class _Runner:
@@ -192,7 +220,13 @@ def main(argv=None) -> int:
     if small:
         header.append("MS-SSIM used fewer than 5 scales (images under 161 px per side): "
                       "not comparable with published MS-SSIM")
-    (out_dir / "rd.md").write_text(markdown(ordered, bd_rows, header))
+    pages = []
+    if any(r.key == ours.KEY for r in runners) and args.compare_qualities.strip():
+        pages = write_compare_pages(images, args, keys, out_dir, command)
+    report = markdown(ordered, bd_rows, header)
+    if pages:
+        report = report.rstrip("\n") + "\n\n" + "\n".join(pages)
+    (out_dir / "rd.md").write_text(report)
     write_json(out_dir / "bd-rate.json", {"method": args.bd_method, "date": date, "command": command,
                                           "anchors": [a.name for a in anchors], "rows": bd_rows})
     plot_rd(ordered, out_dir / "rd.png",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import codecs as pillow_codecs
+from vqcodec.comparison import codecs as pillow_codecs
 from . import ours
 from .common import Progress, bpp, list_images, load_rgb, notice, write_json
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package: import it from the checkout
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import codecs as pillow_codecs  # noqa: E402
+from vqcodec.comparison import codecs as pillow_codecs  # noqa: E402
 from benchmarks import batch, content, ours, prior, rd, recheck, speed  # noqa: E402
 from benchmarks.bdrate import bd_rate, monotone_curve  # noqa: E402
 from benchmarks.common import list_images, ms_ssim, ms_ssim_db, ms_ssim_settings, psnr  # noqa: E402
@@ -336,6 +336,13 @@ def test_rd_and_speed_end_to_end_with_vqcodec(tiny_dir, tmp_path, real_codec_mod
     assert rd.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "vqcodec,jpeg"] + model) == 0
     data = _check_codec_json(out / "vqcodec.json")
     assert data["key"] == "vqcodec" and data["results"]["quality"] == sorted(data["results"]["quality"])
+    # Side by side: compare pages of the first image at three qualities, linked from rd.md with the plot.
+    report = (out / "rd.md").read_text()
+    assert "[rd.png](rd.png)" in report
+    for quality in (25, 50, 75):
+        page = out / f"compare-a-q{quality}.html"
+        assert f"[quality {quality}](compare-a-q{quality}.html): vqcodec " in report
+        assert "data:image/png;base64," in page.read_text() and "rd.png" in page.read_text()
     assert speed.main(["--data", str(tiny_dir), "--out", str(out), "--codecs", "vqcodec,jpeg", "--repeat", "1",
                        "--no-cli"] + model) == 0
     sp = json.loads((out / "speed.json").read_text())

@@ -67,7 +67,7 @@ def test_no_import_cycles():
 
 def test_the_codec_and_command_line_load_no_model_code():
     """The runtime path imports only the recipe of vqcodec.model, and never Keras, at module level."""
-    light = [name for name in _modules() if name.split(".")[:2] in (["vqcodec", "codec"], ["vqcodec", "cli"], ["bitstream"])
+    light = [name for name in _modules() if name.split(".")[:2] in (["vqcodec", "codec"], ["vqcodec", "cli"], ["vqcodec", "comparison"], ["bitstream"])
              or name in ("vqcodec", "vqcodec.runtime.onnx_model")]
     for name in light:
         path = _modules()[name]

@@ -34,6 +34,7 @@ _CODEC = {
     "compress_files": "vqcodec.codec.batch",
     "decompress_files": "vqcodec.codec.batch",
     "plan_folder": "vqcodec.codec.batch",
+    "compare": "vqcodec.comparison.budget",
 }
 #: The model API: needs the ``train`` extra; loaded on first use and kept out of ``dir()``, so ``help(vqcodec)``
 #: does not import Keras.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bitstream import DEFAULT_MAX_PIXELS
-from vqcodec.cli import train
+from vqcodec.cli import compare, train
 from vqcodec.cli.checks import PROG, byte_size
 from vqcodec.cli.commands import cmd_compress, cmd_decompress, cmd_demo, cmd_export, cmd_info
 from vqcodec.quality import DEFAULT_QUALITY, MAX_QUALITY
@@ -146,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", metavar="DIR", default=None, help="also write the .vqc files and decoded PNGs to DIR")
     model_option(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="show an image coded by vqcodec, WebP, AVIF and JPEG at the same size (an HTML page)",
+        description="Code each image with vqcodec (-q, --size or --bpp), then with WebP, AVIF and JPEG at the "
+        "largest file not above vqcodec's, and write one self-contained HTML page (images embedded, opens from "
+        "disk): every decoded version with its bytes, bpp, PSNR and MS-SSIM, and one crop of all of them that "
+        "moves and zooms together. Several images or a folder: one page each and index.html in -o OUTDIR.",
+    )
+    compare.add_arguments(p)
+    p.set_defaults(func=compare.cmd_compare)
 
     p = sub.add_parser("train", parents=[common], help="train a model on your photos", description=train.DESCRIPTION)
     train.add_arguments(p)
