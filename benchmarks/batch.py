@@ -1,4 +1,4 @@
-"""Folder benchmark: ``python -m benchmarks.batch --data DIR [--jobs 1,2] [--large-mp 24] [--large-count N] [--model PATH]``.
+"""Folder benchmark: ``python -m benchmarks.batch --data DIR [--jobs 1,2] [--large-mp 24] [--large-count N] [--model PATH] [--cluster 1,2]``.
 
 Runs ``vqcodec compress DIR -o OUT`` and ``vqcodec decompress OUT -o BACK`` as fresh
 processes, once per worker count (``--jobs``; the default count always runs too), and
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import os
 import platform
 import shlex
@@ -42,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", default="1,2", help="comma-separated worker counts to compare (the default always runs)")
     p.add_argument("--large-mp", type=float, default=24.0, help="megapixels of each large image (0 disables)")
     p.add_argument("--large-count", type=int, default=None, help="large images (default: the default worker count)")
+    p.add_argument("--cluster", default="", metavar="LIST",
+                   help="also run on local Dask clusters of these worker counts (e.g. 1,2: --cluster local:N); "
+                   "needs vqcodec[dask]")
     return p.parse_args(argv)
 
 
@@ -102,13 +106,26 @@ def _folder_stats(folder: Path) -> dict:
     return {"files": len(files), "pixels": pixels}
 
 
-def folder_run(data: Path, jobs: int | None, model: str | None, tmp: Path) -> dict:
-    """compress then decompress ``data`` with ``jobs`` workers (None: the CLI's default)."""
+def _digest(folder: Path) -> str:
+    """SHA-256 over every file's relative path and bytes: equal digests, identical trees."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def folder_run(data: Path, jobs: int | None, model: str | None, tmp: Path, cluster: int | None = None) -> dict:
+    """compress then decompress ``data`` with ``jobs`` workers (None: the CLI's default), or on a local Dask
+    cluster of ``cluster`` workers; the outputs' digests say whether the bytes are the same."""
     stats = _folder_stats(data)
-    tag = "default" if jobs is None else f"j{jobs}"
+    tag = f"cluster{cluster}" if cluster else "default" if jobs is None else f"j{jobs}"
     coded, back = tmp / f"{tag}-vqc", tmp / f"{tag}-png"
-    extra = [] if jobs is None else ["--jobs", str(jobs)]
-    result = {"jobs": "default" if jobs is None else jobs, **stats}
+    if cluster:
+        extra = ["--cluster", f"local:{cluster}"]
+    else:
+        extra = [] if jobs is None else ["--jobs", str(jobs)]
+    label = f"cluster local:{cluster}" if cluster else "default" if jobs is None else jobs
+    result = {"jobs": label, **stats}
     for step, src, dst in (("compress", data, coded), ("decompress", coded, back)):
         argv, env = ours.cli_command(step, str(src), "-o", str(dst), "--quiet", *extra, model_path=model)
         r = run_tree_measured(argv, env)
@@ -117,6 +134,7 @@ def folder_run(data: Path, jobs: int | None, model: str | None, tmp: Path) -> di
         result[step] = r
         if r["returncode"] != 0:
             break
+        r["sha256"] = _digest(dst)
     shutil.rmtree(coded, ignore_errors=True)
     shutil.rmtree(back, ignore_errors=True)
     return result
@@ -127,22 +145,26 @@ def table(result: dict) -> str:
         f"# Folder benchmark ({result['date']}, {result['machine']}, {result['cpus']} CPUs)",
         "",
         "Whole `vqcodec compress DIR -o OUT` / `vqcodec decompress OUT -o BACK` processes, start-up included; "
-        "peak RSS summed over the process tree.",
+        "peak RSS summed over the process tree (a local cluster's scheduler and workers included); "
+        "bytes: the outputs against the first run of the folder (SHA-256 of the tree).",
         "",
         f"Command: `{result.get('command', 'python -m benchmarks.batch')}`",
         "",
-        "| folder | jobs | step | wall s | images/s | MP/s | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| folder | jobs | step | wall s | images/s | MP/s | peak RSS MiB | bytes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    first: dict = {}
     for run in result["runs"]:
         for step in ("compress", "decompress"):
             r = run.get(step)
             if r is None:
                 continue
             failed = "" if r["returncode"] == 0 else " (failed)"
+            reference = first.setdefault((run["folder"], step), r.get("sha256"))
+            same = "–" if r.get("sha256") is None else "same" if r["sha256"] == reference else "DIFFER"
             lines.append(
                 f"| {run['folder']} ({run['files']} files, {run['pixels'] / 1e6:.1f} MP) | {run['jobs']} | {step}{failed} | "
-                f"{r['wall_s']:.1f} | {r['images_per_s']:.2f} | {r['mp_per_s']:.2f} | {r['peak_rss_mib']:.0f} |"
+                f"{r['wall_s']:.1f} | {r['images_per_s']:.2f} | {r['mp_per_s']:.2f} | {r['peak_rss_mib']:.0f} | {same} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -167,6 +189,9 @@ def main(argv=None) -> int:
         for j in [None] + jobs:
             notice(f"{data}: jobs {j or 'default'}")
             runs.append({"folder": data.name, **folder_run(data, j, args.model, tmp)})
+        for n in [int(c) for c in args.cluster.split(",") if c.strip()]:
+            notice(f"{data}: a local Dask cluster of {n} worker{'s' * (n != 1)}")
+            runs.append({"folder": data.name, **folder_run(data, None, args.model, tmp, cluster=n)})
         if args.large_mp > 0:
             from vqcodec.codec.batch import default_jobs
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from vqcodec.cli.checks import (
     PROG,
-    STDIO, UsageError, check_input, check_model, check_output, check_output_folder, check_quality, check_targets,
-    folder_input, label, model_path, output_format, plan_pairs, read_input, write_output,
+    STDIO, CLIError, UsageError, check_input, check_model, check_output, check_output_folder, check_quality,
+    check_targets, folder_input, label, model_path, output_format, plan_pairs, read_input, write_output,
 )
 from vqcodec.cli.console import (
     backend_quiet, compress_line, describe, in_order, outcome_line, own_warnings, progress_bar, report, start_backend,
@@ -115,6 +115,8 @@ def code(args, direction: str) -> int:
         check_targets(args)
     else:
         check_quality(args.output_quality, "--output-quality")
+    if args.cluster is not None:
+        return code_on_cluster(args, direction)
     folder = folder_input(args)
     check_model(args.model)
     check_quality(getattr(args, "quality", None))
@@ -142,6 +144,30 @@ def code(args, direction: str) -> int:
     return run_batch(args, direction, tasks, failed, [], folder=False)
 
 
+def code_on_cluster(args, direction: str) -> int:
+    """A folder or URL tree coded on a Dask cluster: the folder mode's plan, summary and exit codes."""
+    from vqcodec.codec import cluster
+    from vqcodec.extras import require
+
+    if len(args.inputs) != 1 or args.output is None:
+        raise UsageError("--cluster codes one folder or URL into another: SRC -o DST")
+    if args.jobs is not None:
+        raise UsageError("--jobs has no effect with --cluster: the cluster's workers do the work")
+    if args.cluster.startswith(cluster.LOCAL_PREFIX):
+        count = args.cluster[len(cluster.LOCAL_PREFIX):]
+        if not count.isdigit() or int(count) < 1:
+            raise UsageError(f"--cluster local:N needs a number of workers N >= 1, got {args.cluster!r}")
+    src, dst = args.inputs[0], args.output
+    if not cluster.is_url(src) and not Path(src).is_dir():
+        raise CLIError(f"{src}: not a folder (--cluster codes a folder or a URL)")
+    if not cluster.is_url(dst):
+        check_output_folder(dst)
+    check_model(args.model)
+    require("distributed", "dask", "--cluster")
+    plan = cluster.plan_tree(src, dst, direction)
+    return run_batch(args, direction, plan.tasks, plan.failed, plan.skipped, folder=True)
+
+
 def run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> int:
     """Runs the tasks with progress, then prints the summary; one error line per failed file."""
     import time
@@ -149,10 +175,15 @@ def run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> int
     from vqcodec.codec import batch
 
     verbose = args.verbose
-    finished, pending = batch.split_finished(tasks, direction, overwrite=args.force or not folder)
-    jobs = min(args.jobs or batch.default_jobs(len(pending)), max(1, len(pending)))
-    model = args.model
-    if pending:
+    on_cluster = getattr(args, "cluster", None)
+    if on_cluster is not None:  # the workers check which outputs are finished, wherever they are
+        finished, pending, jobs = [], list(tasks), None
+        model = None if args.model is None else str(model_path(args.model)[0])
+    else:
+        finished, pending = batch.split_finished(tasks, direction, overwrite=args.force or not folder)
+        jobs = min(args.jobs or batch.default_jobs(len(pending)), max(1, len(pending)))
+        model = args.model
+    if pending and on_cluster is None:
         try:
             model = load_model(args) if jobs == 1 else str(model_path(args.model)[0])
         except Exception as exc:
@@ -170,8 +201,8 @@ def run_batch(args, direction: str, tasks, failed, skipped, folder: bool) -> int
 
     if bar is not None:
         bar.update(sum(o.task.pixels for o in finished) / 1e6)
-    kwargs = dict(model=model, jobs=jobs, overwrite=True, progress=advance if bar is not None else None,
-                  runtime=args.runtime)
+    kwargs = dict(model=model, jobs=jobs, overwrite=True if on_cluster is None else args.force,
+                  progress=advance if bar is not None else None, runtime=args.runtime, cluster=on_cluster)
     if direction == batch.COMPRESS:
         targeted = args.size is not None or args.psnr is not None
         run = batch.compress_files(pending, options=compress_options(args),

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="worker processes for several files (default: one per CPU core, as free memory allows)",
         )
         p.add_argument(
+            "--cluster", default=None, metavar="ADDRESS",
+            help="code a folder (or an fsspec URL such as s3://bucket/photos, into -o DIR or URL) on a Dask cluster: "
+            "a scheduler address (tcp://host:8786) or local:N (N worker processes here); needs vqcodec[dask]",
+        )
+        p.add_argument(
             "--max-pixels", type=int, default=None, metavar="N",
             help=f"largest image, in pixels, to read or write (default {DEFAULT_MAX_PIXELS}, as Pillow's): "
             "a larger one is refused before its pixels are read",

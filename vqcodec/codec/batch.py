@@ -276,50 +276,62 @@ def _write(target: Path, write) -> None:
         raise OSError(f"cannot write {target}: {exc.strerror or exc}") from exc
 
 
-def _code_one(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress) -> Outcome:
+def code_source(model, task: Task, source, in_bytes: int, direction: str, options: dict, measure_psnr: bool,
+                progress, fmt: str) -> tuple[Outcome, Callable]:
+    """Codes ``source`` (a path, or a file object with a ``name``) for ``task``: the outcome and ``write(fileobj)``
+    of the output (``fmt``: the image format of a decompressed output). Where the output goes is the caller's."""
     import numpy as np
 
     from vqcodec import codec
     from vqcodec.metrics import psnr
 
-    t0 = time.perf_counter()
-    task.target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(task.target)
-    in_bytes = task.source.stat().st_size
     if direction == COMPRESS:
         try:
-            img = codec.load_image(task.source, options.get("max_pixels"))
+            img = codec.load_image(source, options.get("max_pixels"))
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"cannot read the image: {describe(exc)}") from exc
         data = codec.compress(img, model=model, progress=progress, **options)
-        _write(task.target, lambda f: f.write(data))
         coding = codec.describe_coding(data)
         db = None
         if measure_psnr:
             decoded = codec.decompress(data, model=model)
             db = psnr(np.asarray(img.convert("RGB")), np.asarray(decoded.convert("RGB")))
-        return Outcome(
-            task, "done", None, in_bytes, len(data), img.width, img.height, img.mode, coding, db,
-            time.perf_counter() - t0,
-        )
-    data = task.source.read_bytes()
+        outcome = Outcome(task, "done", None, in_bytes, len(data), img.width, img.height, img.mode, coding, db)
+        return outcome, lambda f: f.write(data)
+    data = source.read() if hasattr(source, "read") else Path(source).read_bytes()
     img = codec.decompress(data, model=model, progress=progress, max_pixels=options.get("max_pixels"))
-    fmt = Image.registered_extensions().get(task.target.suffix.lower(), "PNG")
-    _write(task.target, image_writer(img, fmt, options.get("output_quality")))
-    return Outcome(
-        task, "done", None, in_bytes, task.target.stat().st_size, img.width, img.height, img.mode,
-        seconds=time.perf_counter() - t0,
-    )
+    outcome = Outcome(task, "done", None, in_bytes, 0, img.width, img.height, img.mode)
+    return outcome, image_writer(img, fmt, options.get("output_quality"))
 
 
-def _attempt(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress) -> Outcome:
-    """Codes one task; its failure and vqcodec's own warnings (one line each) go into the outcome."""
+def output_format(target: str | os.PathLike) -> str:
+    """The image format of a decompressed output, from its suffix (PNG when Pillow does not know it)."""
+    return Image.registered_extensions().get(os.path.splitext(os.fspath(target))[1].lower(), "PNG")
+
+
+def _code_one(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress) -> Outcome:
+    t0 = time.perf_counter()
+    task.target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(task.target)
+    outcome, write = code_source(model, task, task.source, task.source.stat().st_size, direction, options,
+                                 measure_psnr, progress, output_format(task.target))
+    _write(task.target, write)
+    if direction == DECOMPRESS:
+        outcome.out_bytes = task.target.stat().st_size
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def _attempt(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress,
+             code: Callable = _code_one) -> Outcome:
+    """Codes one task with ``code`` (same arguments); its failure and vqcodec's own warnings (one line each) go into
+    the outcome."""
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            outcome = _code_one(model, task, direction, options, measure_psnr, progress)
+            outcome = code(model, task, direction, options, measure_psnr, progress)
         except Exception as exc:
             outcome = Outcome(task, "failed", describe(exc), traceback="".join(traceback.format_exception(exc)))
     for w in caught:
@@ -378,8 +390,15 @@ def _run(
     measure_psnr: bool = False,
     progress: ProgressCallback | None = None,
     runtime: str = "auto",
+    cluster=None,
 ) -> Iterator[Outcome]:
     options = options or {}
+    if cluster is not None:
+        from vqcodec.codec import cluster as on_cluster
+
+        yield from on_cluster.run_tasks(tasks, direction, cluster, model=model, options=options, overwrite=overwrite,
+                                        measure_psnr=measure_psnr, progress=progress, runtime=runtime)
+        return
     finished, pending = split_finished(tasks, direction, overwrite)
     for outcome in finished:
         if progress is not None:
@@ -513,6 +532,7 @@ def compress_files(
     measure_psnr: bool = False,
     progress: ProgressCallback | None = None,
     runtime: str = "auto",
+    cluster=None,
 ) -> Iterator[Outcome]:
     """Compresses every task's image to its ``.vqc`` target, yielding an :class:`Outcome` per file as it finishes.
 
@@ -522,12 +542,14 @@ def compress_files(
     kept unless ``overwrite``. ``progress(pixels)`` is called as tiles finish.
     ``runtime``: as in :func:`vqcodec.codec.loading.load_model`. ``options``: more
     keyword arguments of :func:`vqcodec.codec.coding.compress` (``size``, ``psnr``,
-    ``strict``, ``lossless``, ``max_pixels``).
+    ``strict``, ``lossless``, ``max_pixels``). ``cluster``: a ``dask.distributed.Client``, a scheduler address
+    or ``"local:N"``: the tasks run there instead (:mod:`vqcodec.codec.cluster`; sources and targets may then be
+    fsspec URLs, and ``jobs`` is the cluster's).
     One file's failure is reported in its outcome and never stops the others.
     """
     options = {**(options or {}), **({} if quality is None else {"quality": quality})}
     return _run(tasks, COMPRESS, model=model, options=options, jobs=jobs, overwrite=overwrite,
-                measure_psnr=measure_psnr, progress=progress, runtime=runtime)
+                measure_psnr=measure_psnr, progress=progress, runtime=runtime, cluster=cluster)
 
 
 def decompress_files(
@@ -540,10 +562,11 @@ def decompress_files(
     runtime: str = "auto",
     output_quality: int | None = None,
     max_pixels: int | None = None,
+    cluster=None,
 ) -> Iterator[Outcome]:
     """Decompresses every task's ``.vqc`` file to its image target (format from the suffix; ``output_quality``
     for JPEG, WebP and AVIF targets, see :func:`image_writer`; ``max_pixels`` as in
     :func:`vqcodec.codec.coding.decompress`); see :func:`compress_files`."""
     options = {"output_quality": output_quality, "max_pixels": max_pixels}
     return _run(tasks, DECOMPRESS, model=model, options=options, jobs=jobs, overwrite=overwrite, progress=progress,
-                runtime=runtime)
+                runtime=runtime, cluster=cluster)

@@ -146,8 +146,8 @@ def compare(
     decoded = coding.decompress(data, model)
     width, height = original.size
     scores = _scores(original, decoded)
-    panels = [Panel("vqcodec", coding.describe_coding(data), data, decoded, len(data), bits_per_pixel(len(data), width, height),
-                    *scores)]
+    panels = [Panel("vqcodec", coding.describe_coding(data), data, decoded, len(data),
+                    bits_per_pixel(len(data), width, height), *scores)]
     notes = []
     for key in codecs:
         codec = pillow_codecs.BY_KEY[key]
