@@ -35,6 +35,8 @@ __all__ = [
     "default_jobs",
     "split_finished",
     "pixels_of",
+    "code_source",
+    "output_format",
 ]
 
 COMPRESS, DECOMPRESS = "compress", "decompress"
