@@ -1,6 +1,6 @@
 """Mutants of real ``.vqc`` files through the public API: every one must be refused by a format error or decode.
 
-    python -m benchmarks.fuzz [--cases 100000] [--seed 0] [--model PATH] [--out benchmarks/results/fuzz]
+    python -m benchmarks.fuzz [--cases 10000] [--seed 0] [--model PATH] [--out benchmarks/results/fuzz]
 
 Real files of every payload kind (learned at full and reduced coded size, grey,
 with an alpha plane, lossless WebP, lossless PNG) are made with the model, then

@@ -43,7 +43,8 @@ KINDS = ("learned", "lossless", "ecvq")
 _MODEL_KINDS = frozenset({"learned", "ecvq"})
 #: Kinds each version knows, by code (version 4 retired the learned kind).
 _VERSION_KINDS = {1: ("learned",), 2: ("learned", "lossless"), 3: KINDS, 4: ("lossless", "ecvq")}
-#: The one pixel limit, the same as Pillow's default ``MAX_IMAGE_PIXELS``: files announcing more pixels are
+#: The one pixel limit, the size at which Pillow refuses an image (twice its ``MAX_IMAGE_PIXELS``, where it only
+#: warns): files announcing more pixels are
 #: refused before any allocation, and the codec refuses to read or code larger images (``max_pixels`` raises it).
 DEFAULT_MAX_PIXELS = 178_956_970
 

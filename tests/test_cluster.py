@@ -81,6 +81,19 @@ def test_progress_counts_every_pixel_once(tmp_path):
     assert sum(seen) == sum(t.pixels for t in plan.tasks) > 0
 
 
+def test_two_sources_with_one_output_fail_as_in_folder_mode(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(src / "a.jpg")
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(src / "a.png")
+    plan = cluster.plan_tree(str(src), str(tmp_path / "out"), batch.COMPRESS)
+    folder = batch.plan_folder(src, tmp_path / "out", batch.COMPRESS)
+    assert [str(t.source) for t in plan.tasks] == [str(t.source) for t in folder.tasks] == [str(src / "a.jpg")]
+    failures = [(str(o.task.source), o.error) for o in plan.failed]
+    assert failures == [(str(o.task.source), o.error) for o in folder.failed]
+    assert "is also the output of" in plan.failed[0].error
+
+
 def test_a_worker_killed_mid_run_loses_no_file(tmp_path):
     src = tmp_path / "src"
     _tree(src, count=16, side=160)
@@ -157,6 +170,8 @@ def test_cluster_errors_are_one_line(tmp_path, capsys):
         (["compress", str(src), "-o", str(tmp_path / "o"), "--cluster", "local:2", "-j", "2"], "--jobs has no effect",
          2),
         (["compress", str(src / "img0.png"), "-o", str(tmp_path / "o"), "--cluster", "local:2"], "not a folder", 1),
+        (["compress", str(src), "-o", str(tmp_path / "o"), "--cluster", "local:2", "-q", "150"],
+         "-q/--quality must be in 0..100", 2),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             raise SystemExit(cli.main(argv))
@@ -169,3 +184,19 @@ def test_cluster_errors_are_one_line(tmp_path, capsys):
                              "--cluster", "local:2"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "pip install 'vqcodec[dask]'" in result.stderr
+
+
+def test_workers_with_several_threads_are_refused_in_one_line(tmp_path):
+    src = tmp_path / "src"
+    _tree(src, count=1)
+    plan = cluster.plan_tree(str(src), str(tmp_path / "out"), batch.COMPRESS)
+    local = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                                     dashboard_address=None, silence_logs=50)
+    client = distributed.Client(local, set_as_default=False)
+    try:
+        with pytest.raises(ValueError, match="start them with --nthreads 1"):
+            list(batch.compress_files(plan.tasks, cluster=client))
+    finally:
+        client.close()
+        local.close()
+    assert not (tmp_path / "out").exists()

@@ -90,6 +90,8 @@ def test_targets_size_and_bpp():
         vqcodec.compare(img, 50, size=100)
     with pytest.raises(ValueError, match="unknown codec 'gif'"):
         vqcodec.compare(img, codecs=("gif",))
+    with pytest.raises(ValueError, match="unknown codec 'jpeg2000'; known: webp, avif, jpeg"):
+        vqcodec.compare(img, codecs=("jpeg2000",))  # its setting is a rate, not a quality to search
 
 
 class _Sources(html.parser.HTMLParser):
@@ -162,8 +164,8 @@ def test_the_command_on_a_folder_writes_a_page_each_and_an_index(tmp_path, capsy
     picture = tmp_path / "crops.png"
     assert cli.main(["compare", str(src / "photo.png"), "-o", str(tmp_path / "p.html"), "--picture", str(picture),
                      "--crop", "8,8", "--codecs", "webp", "--quiet"]) == 0
-    with Image.open(picture) as im:  # crops of 128x112 from (8, 8) of a 160x120 image, twice enlarged, 3 tiles
-        assert im.size == (3 * (256 + 8) + 8, 224 + 52)
+    with Image.open(picture) as im:  # the page's 256-px crop from (8, 8) of a 160x120 image: 152x112, 3 tiles
+        assert im.size == (3 * (152 + 8) + 8, 112 + 52)
 
 
 def test_command_errors_are_one_line(tmp_path, capsys):

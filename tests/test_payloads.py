@@ -131,3 +131,27 @@ def test_pillows_pixel_limit_is_not_ours(monkeypatch):
         np.testing.assert_array_equal(np.asarray(out), np.asarray(img))
     with pytest.raises(bitstream.ImageTooLargeError, match="1200 pixels, more than the limit of 1000"):
         vqcodec.decompress(_lossless_file(_png(img), img), max_pixels=1000)
+
+
+def test_images_carrying_an_icc_profile_or_transparency_code_to_exact_payloads():
+    """Metadata Pillow would write as iCCP or tRNS chunks never reaches a payload: every file made decodes."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgba = _image("RGBA", 24, 16)
+    rgba.info["icc_profile"] = icc
+    flat = Image.new("RGB", (24, 16), (200, 30, 30))
+    flat.info["icc_profile"] = icc
+    flat.info["transparency"] = (200, 30, 30)
+    for img, lossless in ((rgba, False), (rgba, True), (flat, None), (flat, True)):
+        data = vqcodec.compress(img, 90, lossless=lossless)
+        out = vqcodec.decompress(data)
+        assert out.size == img.size and out.mode == img.mode
+        if lossless or bitstream.read_header(data).kind == "lossless":
+            np.testing.assert_array_equal(np.asarray(out), np.asarray(img))
+
+
+def test_an_iend_chunk_holding_data_is_refused():
+    img = _image("RGB")
+    png = _png(img)
+    _refused(png[:-12] + _chunk(b"IEND", b"x"), img, "IEND chunk holds data")

@@ -3,6 +3,7 @@
 - :mod:`~vqcodec.cli.main`: the entry point; :mod:`~vqcodec.cli.parser`: commands and options;
 - :mod:`~vqcodec.cli.checks`: arguments and paths checked before anything heavy loads;
 - :mod:`~vqcodec.cli.commands`: compress, decompress, info, export, demo; :mod:`~vqcodec.cli.train`: train;
+  :mod:`~vqcodec.cli.compare`: compare;
 - :mod:`~vqcodec.cli.console`: the lines it prints and its progress bar.
 """
 

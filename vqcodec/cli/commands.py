@@ -115,6 +115,7 @@ def code(args, direction: str) -> int:
         check_targets(args)
     else:
         check_quality(args.output_quality, "--output-quality")
+    check_quality(getattr(args, "quality", None))
     if args.cluster is not None:
         return code_on_cluster(args, direction)
     folder = folder_input(args)

@@ -26,12 +26,13 @@ def add_arguments(p) -> None:
                    help="the page (one image; default IMAGE.compare.html beside it) or the folder of pages and "
                    "index.html (several images or a folder)")
     p.add_argument("--codecs", default="webp,avif,jpeg", metavar="LIST",
-                   help="codecs beside vqcodec, of webp, avif, jpeg, jpeg2000 (default webp,avif,jpeg)")
+                   help="codecs beside vqcodec, of webp, avif, jpeg (default: all three)")
     p.add_argument("--crop", default=None, metavar="X,Y", help="the first crop's top-left corner (default: the "
                    "most detailed part of the image)")
     p.add_argument("--zoom", type=int, choices=(1, 2, 4), default=1, help="the first crop's zoom (default 1)")
     p.add_argument("--picture", metavar="PNG", default=None,
-                   help="also write a PNG of the crop in every version side by side (one image only)")
+                   help="also write a PNG of the first crop (as --crop and --zoom set it) in every version side by "
+                   "side (one image only)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing pages and pictures")
     p.add_argument("--model", metavar="PATH", default=None,
                    help="model file (.keras); default: the model shipped with vqcodec")
@@ -54,7 +55,7 @@ def _images(args) -> tuple[list[str], bool]:
 
 def _check(args) -> tuple[list[str], list[tuple[str, str]], str | None, tuple[int, int] | None, tuple[str, ...]]:
     """Everything checked before any heavy import: (images, (image, page) pairs, index page, crop, codecs)."""
-    from vqcodec.comparison.codecs import BY_KEY
+    from vqcodec.comparison.budget import DEFAULT_CODECS
 
     given = [name for name, value in (("-q/--quality", args.quality), ("--size", args.size), ("--bpp", args.bpp))
              if value is not None]
@@ -64,10 +65,10 @@ def _check(args) -> tuple[list[str], list[tuple[str, str]], str | None, tuple[in
     if args.bpp is not None and not (args.bpp > 0 and math.isfinite(args.bpp)):
         raise UsageError(f"--bpp must be a positive number, got {args.bpp:g}")
     codecs = tuple(c.strip().lower() for c in args.codecs.split(",") if c.strip())
-    unknown = [c for c in codecs if c not in BY_KEY]
+    unknown = [c for c in codecs if c not in DEFAULT_CODECS]
     if unknown or not codecs:
         raise UsageError(f"--codecs: unknown codec {unknown[0] if unknown else args.codecs!r}; "
-                         f"known: {', '.join(BY_KEY)}")
+                         f"known: {', '.join(DEFAULT_CODECS)}")
     crop = None
     if args.crop is not None:
         try:
@@ -108,7 +109,7 @@ def cmd_compare(args) -> int:
     from vqcodec.cli.commands import load_model
     from vqcodec.comparison import compare, page
 
-    command = " ".join([PROG, *map(shlex.quote, sys.argv[1:])]) if sys.argv[1:] else f"{PROG} compare"
+    command = " ".join([PROG, *map(shlex.quote, args.argv)])
     made = page.made_by(command)
     with own_warnings(args.verbose):
         model = load_model(args)
@@ -124,7 +125,7 @@ def cmd_compare(args) -> int:
                 text = page.render(comparison, made=made, start=crop, zoom=args.zoom)
                 write_output(out, lambda f: f.write(text.encode("utf-8")), True)
                 if args.picture is not None:
-                    picture = page.crop_picture(comparison, crop)
+                    picture = page.crop_picture(comparison, crop, zoom=args.zoom)
                     write_output(args.picture, lambda f: picture.save(f, format="PNG", optimize=True), True)
             done.append((Path(out).name, comparison))
             if not args.quiet:

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    args.argv = argv  # as given: a page records the command that made it
     if unknown:  # reported by the command they were given to, with its usage one --help away
         parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:

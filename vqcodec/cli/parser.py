@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--max-pixels", type=int, default=None, metavar="N",
-            help=f"largest image, in pixels, to read or write (default {DEFAULT_MAX_PIXELS}, as Pillow's): "
+            help=f"largest image, in pixels, to read or write (default {DEFAULT_MAX_PIXELS}, where Pillow refuses): "
             "a larger one is refused before its pixels are read",
         )
         p.add_argument(

@@ -37,6 +37,8 @@ __all__ = [
     "pixels_of",
     "code_source",
     "output_format",
+    "attempt",
+    "image_suffixes",
 ]
 
 COMPRESS, DECOMPRESS = "compress", "decompress"
@@ -116,7 +118,8 @@ def default_jobs(num_files: int, cpus: int | None = None, memory: float | None =
 # -- planning -----------------------------------------------------------------------
 
 
-def _image_suffixes() -> set[str]:
+def image_suffixes() -> set[str]:
+    """The suffixes of the image formats Pillow opens (not .vqc)."""
     Image.init()
     return {s for s, fmt in Image.registered_extensions().items() if fmt in Image.OPEN} - {VQC_SUFFIX}
 
@@ -131,7 +134,9 @@ def _walk(root: Path, exclude: Path | None) -> Iterator[Path]:
 
 def _image_pixels(path: Path) -> int:
     """Pixels of an image Pillow can open (header only); raises for anything else."""
-    with Image.open(path) as img:
+    from vqcodec.codec.images import open_header
+
+    with open_header(path) as img:
         if img.format == "VQC":
             raise ValueError("a .vqc file")
         return img.width * img.height
@@ -164,7 +169,7 @@ def plan_folder(root: str | os.PathLike, out_root: str | os.PathLike, direction:
     root, out_root = Path(root), Path(out_root)
     exclude = out_root.resolve() if out_root.resolve() != root.resolve() else None
     plan = FolderPlan()
-    image_suffixes = _image_suffixes()
+    suffixes = image_suffixes()
     targets: dict[Path, Path] = {}
     for path in _walk(root, exclude):
         suffix = path.suffix.lower()
@@ -185,7 +190,7 @@ def plan_folder(root: str | os.PathLike, out_root: str | os.PathLike, direction:
         try:
             task = Task(path, target, measure(path))
         except Exception as exc:
-            if direction == COMPRESS and suffix not in image_suffixes:
+            if direction == COMPRESS and suffix not in suffixes:
                 plan.skipped.append(path)
             else:
                 what = "the image" if direction == COMPRESS else "the .vqc header"
@@ -229,7 +234,9 @@ def _complete(task: Task, direction: str) -> bool:
 
             bitstream.unpack(task.target.read_bytes(), max_pixels=None)
         else:
-            with Image.open(task.target) as img:
+            from vqcodec.codec.images import open_header
+
+            with open_header(task.target) as img:
                 img.verify()
         return True
     except Exception:
@@ -296,7 +303,7 @@ def code_source(model, task: Task, source, in_bytes: int, direction: str, option
         coding = codec.describe_coding(data)
         db = None
         if measure_psnr:
-            decoded = codec.decompress(data, model=model)
+            decoded = codec.decompress(data, model=model, max_pixels=options.get("max_pixels"))
             db = psnr(np.asarray(img.convert("RGB")), np.asarray(decoded.convert("RGB")))
         outcome = Outcome(task, "done", None, in_bytes, len(data), img.width, img.height, img.mode, coding, db)
         return outcome, lambda f: f.write(data)
@@ -324,7 +331,7 @@ def _code_one(model, task: Task, direction: str, options: dict, measure_psnr: bo
     return outcome
 
 
-def _attempt(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress,
+def attempt(model, task: Task, direction: str, options: dict, measure_psnr: bool, progress,
              code: Callable = _code_one) -> Outcome:
     """Codes one task with ``code`` (same arguments); its failure and vqcodec's own warnings (one line each) go into
     the outcome."""
@@ -378,7 +385,7 @@ def _worker_task(index: int, task: Task, direction: str, options: dict, measure_
         q.put((index, fraction - last[0]))
         last[0] = fraction
 
-    return _attempt(_worker["model"], task, direction, options, measure_psnr, progress)
+    return attempt(_worker["model"], task, direction, options, measure_psnr, progress)
 
 
 def _run(
@@ -448,7 +455,7 @@ def _run_here(tasks, direction, model, options, measure_psnr, progress, runtime)
                 progress((fraction - last[0]) * task.pixels)
             last[0] = fraction
 
-        outcome = _attempt(model, task, direction, options, measure_psnr, tile_progress)
+        outcome = attempt(model, task, direction, options, measure_psnr, tile_progress)
         if progress is not None:
             progress((1.0 - last[0]) * task.pixels)
         yield outcome

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from vqcodec.codec.batch import (
-    COMPRESS, VQC_SUFFIX, FolderPlan, Outcome, ProgressCallback, Task, _attempt, _image_suffixes, code_source,
-    describe, output_format,
+    COMPRESS, VQC_SUFFIX, FolderPlan, Outcome, ProgressCallback, Task, attempt, code_source, describe, image_suffixes,
+    output_format,
 )
 from vqcodec.extras import require
 
@@ -65,11 +65,11 @@ def _is_local(fs) -> bool:
 
 def _pixels(fs, path: str, direction: str) -> int:
     """The pixels a source will code to, from its header (a small read); raises when it is unreadable."""
-    from PIL import Image
+    from vqcodec.codec.images import open_header
 
     with fs.open(path, "rb") as f:
         if direction == COMPRESS:
-            with Image.open(f) as img:
+            with open_header(f) as img:
                 if img.format == "VQC":
                     raise ValueError("a .vqc file")
                 return img.width * img.height
@@ -94,7 +94,7 @@ def plan_tree(src: str, dst: str, direction: str, out_suffix: str = ".png") -> F
 
     inside = type(fs_in) is type(fs_out) and (out_root + "/").startswith(root + "/") and out_root != root
     plan = FolderPlan()
-    image_suffixes = _image_suffixes()
+    suffixes = image_suffixes()
     chosen = []
     for path in sorted(fs_in.find(root)):
         if inside and (path + "/").startswith(out_root + "/"):
@@ -115,12 +115,17 @@ def plan_tree(src: str, dst: str, direction: str, out_suffix: str = ".png") -> F
         except Exception as exc:  # noqa: BLE001  (the file's failure, reported by name)
             return item, 0, exc
 
+    targets: dict[str, str] = {}
     with ThreadPoolExecutor(16) as pool:
         for (path, target, suffix), pixels, exc in pool.map(measured, chosen):
             task = Task(shown(fs_in, root, src, path), shown(fs_out, out_root, dst, target), pixels)
-            if exc is None:
+            if exc is None and task.target in targets:
+                plan.failed.append(Outcome(task, "failed", f"its output {task.target} is also the output of "
+                                                           f"{targets[task.target]}"))
+            elif exc is None:
+                targets[task.target] = task.source
                 plan.tasks.append(task)
-            elif direction == COMPRESS and suffix not in image_suffixes:
+            elif direction == COMPRESS and suffix not in suffixes:
                 plan.skipped.append(task.source)
             else:
                 what = "the image" if direction == COMPRESS else "the .vqc header"
@@ -132,11 +137,11 @@ def plan_tree(src: str, dst: str, direction: str, out_suffix: str = ".png") -> F
 
 
 class _ModelPlugin(_PluginBase):
-    """Loads the model once per worker, when the worker starts or the plugin is registered."""
-
-    name = PLUGIN
+    """Loads the model once per worker, when the worker starts or the plugin is registered; named for its model
+    and runtime, so that runs sharing a cluster each find their own."""
 
     def __init__(self, model: str | None, runtime: str, threads: int):
+        self.name = f"{PLUGIN}-{runtime}-{os.urandom(6).hex()}"
         self.model_path, self.runtime, self.threads = model, runtime, threads
         self.model = None
 
@@ -160,9 +165,9 @@ def _complete(fs, path: str, direction: str) -> bool:
 
             bitstream.unpack(data, max_pixels=None)
         else:
-            from PIL import Image
+            from vqcodec.codec.images import open_header
 
-            with Image.open(io.BytesIO(data)) as img:
+            with open_header(io.BytesIO(data)) as img:
                 img.verify()
         return True
     except Exception:  # noqa: BLE001  (anything unreadable is not finished)
@@ -196,21 +201,21 @@ def _code_at(model, task: Task, direction: str, options: dict, measure_psnr: boo
     return outcome
 
 
-def _task(task: Task, direction: str, options: dict, measure_psnr: bool, overwrite: bool) -> Outcome:
+def _task(task: Task, direction: str, options: dict, measure_psnr: bool, overwrite: bool, plugin: str) -> Outcome:
     from distributed import get_worker
 
     fs_out, dst = _filesystem(task.target)
     if not overwrite and _complete(fs_out, dst, direction):
         fs_in, src = _filesystem(task.source)
         return Outcome(task, "exists", in_bytes=fs_in.size(src), out_bytes=fs_out.size(dst))
-    model = get_worker().plugins[PLUGIN].model
-    return _attempt(model, task, direction, options, measure_psnr, None, code=_code_at)
+    model = get_worker().plugins[plugin].model
+    return attempt(model, task, direction, options, measure_psnr, None, code=_code_at)
 
 
 # -- the client -------------------------------------------------------------------------------------------------
 
 
-def connect(cluster):
+def connect(cluster) -> tuple:
     """``(client, owned)`` for a ``distributed.Client``, a scheduler address, or ``"local:N"`` (a new local
     cluster of N one-thread worker processes, closed with the client)."""
     distributed = require("distributed", "dask", "--cluster")
@@ -247,15 +252,20 @@ def run_tasks(
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise TypeError("on a cluster, model must be a path the workers can read (or None: the shipped model)")
     client, owned = connect(cluster)
+    plugin = None
     try:
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        slots = client.nthreads()
+        if any(n > 1 for n in slots.values()):
+            raise ValueError("the cluster's workers run several threads each: start them with --nthreads 1 "
+                             "(and --nworkers for more processes), so that each task has its worker's model alone")
+        workers = max(1, len(slots))
         threads = max(1, (os.cpu_count() or 1) // workers) if str(cluster).startswith(LOCAL_PREFIX) else 1
         plugin = _ModelPlugin(None if model is None else os.fspath(model), runtime, threads)
-        client.register_plugin(plugin, name=PLUGIN)
+        client.register_plugin(plugin, name=plugin.name)
         from distributed import as_completed
 
         futures = {
-            client.submit(_task, task, direction, options or {}, measure_psnr, overwrite, pure=False,
+            client.submit(_task, task, direction, options or {}, measure_psnr, overwrite, plugin.name, pure=False,
                           key=f"vqcodec-{direction}-{i}-{os.urandom(4).hex()}"): task
             for i, task in enumerate(tasks)
         }
@@ -269,6 +279,11 @@ def run_tasks(
                 progress(task.pixels)
             yield outcome
     finally:
+        if plugin is not None and not owned:  # a shared cluster keeps no model of ours
+            try:
+                client.unregister_worker_plugin(plugin.name)
+            except Exception:  # noqa: BLE001  (a worker that left takes its plugin with it)
+                pass
         if owned:
             cluster_object = client.cluster
             client.close()

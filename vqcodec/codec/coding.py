@@ -15,7 +15,6 @@ records the coded size, and the decoder upsamples the decoded image back
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Callable
@@ -276,9 +275,7 @@ def _learned_file(model: CodecModel, source: _Source, grid: np.ndarray, candidat
         payload = _tables(model).encode(grid, level)
         alpha_payload = b""
         if source.alpha is not None:
-            buf = io.BytesIO()
-            source.alpha.save(buf, format="PNG", optimize=True)
-            alpha_payload = buf.getvalue()
+            alpha_payload = payloads.png_bytes(source.alpha)
         header = bitstream.Header(
             model_fingerprint=fingerprint, width=img.width, height=img.height, mode=img.mode, kind="ecvq",
             level=level, coded_width=coded_width, coded_height=coded_height, latent_height=grid.shape[0],

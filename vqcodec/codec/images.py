@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from bitstream import check_pixels
-from vqcodec.codec.payloads import pillow_limit_lifted
+from vqcodec.codec.payloads import open_lifted
 
-__all__ = ["CODED_MODES", "MODE_RULES", "MultiFrameWarning", "open_image", "to_coded_mode", "load_image"]
+__all__ = ["CODED_MODES", "MODE_RULES", "MultiFrameWarning", "open_header", "open_image", "to_coded_mode", "load_image"]
 
 #: Modes the .vqc format stores; every other mode is converted to one of them.
 CODED_MODES = ("L", "LA", "RGB", "RGBA")
@@ -56,10 +56,16 @@ def _warn_if_multi_frame(img: Image.Image, name: str) -> bool:
     return n > 1
 
 
-def _open(fp) -> Image.Image:
-    """``Image.open`` (the header only) with Pillow's pixel limit lifted: :func:`open_image` applies ours."""
-    with pillow_limit_lifted():
+def open_header(fp) -> Image.Image:
+    """``Image.open`` (the header only) with Pillow's pixel limit out of the way: callers apply ours."""
+    position = fp.tell() if hasattr(fp, "tell") else None
+
+    def opener():
+        if position is not None:
+            fp.seek(position)
         return Image.open(fp)
+
+    return open_lifted(opener)
 
 
 def open_image(source, max_pixels: int | None = None) -> Image.Image:
@@ -78,11 +84,11 @@ def open_image(source, max_pixels: int | None = None) -> Image.Image:
     elif isinstance(source, np.ndarray):
         img = _from_array(source)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        img = _open(io.BytesIO(bytes(source)))
+        img = open_header(io.BytesIO(bytes(source)))
     elif isinstance(source, (str, os.PathLike)):
-        img = _open(os.fspath(source))
+        img = open_header(os.fspath(source))
     elif hasattr(source, "read"):
-        img = _open(source)
+        img = open_header(source)
     else:
         raise TypeError(
             f"image must be a path, bytes, a file object, a PIL image or a numpy array, "

@@ -145,9 +145,7 @@ def encode(img: Image.Image) -> bytes:
         if img.width * img.height <= STRONG_EFFORT_PIXELS:
             settings.append({"quality": 100, "method": 6})
         candidates += [_webp(img, **extra) for extra in settings]
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    candidates.append(buf.getvalue())
+    candidates.append(payloads.png_bytes(img))
     return min(candidates, key=len)
 
 

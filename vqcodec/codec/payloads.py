@@ -3,9 +3,8 @@
 Why: Pillow forgives. It fills the rows a short PNG lacks with zeros, ignores
 bytes after a PNG's end or a WebP's RIFF chunk, decodes lossy and animated
 WebP, and warns (or refuses) by its own pixel limit. A payload must instead
-be exactly what the encoder writes (FORMAT.md, *Lossless and alpha
-payloads*): one non-interlaced 8-bit PNG of IHDR, IDAT and IEND chunks with
-every row present and nothing after IEND, or one simple-format lossless
+be exactly what the encoder writes (FORMAT.md, *Image payloads*): one
+non-interlaced 8-bit PNG of IHDR, IDAT and IEND chunks with every row present and nothing after IEND, or one simple-format lossless
 WebP (a single VP8L chunk filling the RIFF file). These checks read the
 structure and, for PNG, inflate the pixel data once with a bounded buffer,
 so they cost time linear in the payload and the image, and no image-sized
@@ -22,7 +21,8 @@ import zlib
 
 from PIL import Image
 
-__all__ = ["PNG_COLOUR_TYPES", "check_png", "check_webp", "open_png", "open_webp", "pillow_limit_lifted"]
+__all__ = ["PNG_COLOUR_TYPES", "check_png", "check_webp", "open_png", "open_webp", "png_bytes", "pillow_limit_lifted",
+           "open_lifted"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG colour type of each coded mode, and its channels.
@@ -46,6 +46,29 @@ def pillow_limit_lifted():
             yield
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """``img`` as an exact payload PNG: optimised, and with no ICC profile or transparency chunk even when the image
+    carries them in ``info`` (the payload rules allow IHDR, IDAT and IEND only)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True, icc_profile=None, transparency=None)
+    return buf.getvalue()
+
+
+def open_lifted(opener):
+    """``opener()`` (an ``Image.open`` or a plugin's constructor, which read the header) with Pillow's pixel limit
+    out of the way: its warning ignored, and, only when Pillow refuses the size outright, once more with its limit
+    lifted. The caller applies our limit."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return opener()
+        except Image.DecompressionBombError:
+            with pillow_limit_lifted():
+                return opener()
 
 
 def _corrupt(message: str) -> Exception:
@@ -86,11 +109,11 @@ def check_png(data: bytes, width: int, height: int, modes: tuple[str, ...], what
                     f"(bit depth {depth}, colour type {colour}, interlace {interlace})"
                 )
             expected = height * (1 + width * PNG_COLOUR_TYPES[mode][1])
-        elif kind == b"IDAT":
-            if seen[-1] != b"IDAT" and b"IDAT" in seen:
-                raise _corrupt(f"{what} is a PNG whose IDAT chunks are not consecutive")
+        elif kind == b"IDAT":  # consecutive: no other chunk may come between them
             produced += _inflate(idat, body, expected - produced, what)
         elif kind == b"IEND":
+            if length:
+                raise _corrupt(f"{what} is a PNG whose IEND chunk holds data")
             if end != len(view):
                 raise _corrupt(f"{what} is a PNG with {len(view) - end} bytes after its IEND chunk")
             break
@@ -115,7 +138,7 @@ def _inflate(stream, chunk, room: int, what: str) -> int:
         if total > room or (stream.eof and stream.unused_data):
             raise _corrupt(f"{what} is a PNG whose pixel data holds more than its rows")
         data = stream.unconsumed_tail
-        if not data:
+        if not data and len(out) < _INFLATE_STEP:  # a full step may leave output pending inside zlib
             return total
 
 
@@ -144,8 +167,7 @@ def check_webp(data: bytes, width: int, height: int, what: str) -> None:
 def _load(plugin, data: bytes, what: str) -> Image.Image:
     """Decodes a checked payload with Pillow's plugin class itself: its pixel limit is ours, already applied."""
     try:
-        with pillow_limit_lifted():
-            img = plugin(io.BytesIO(data))
+        img = open_lifted(lambda: plugin(io.BytesIO(data)))
         img.load()
     except Exception as exc:
         raise _corrupt(f"{what} is corrupt: {exc}") from None

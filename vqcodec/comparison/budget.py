@@ -23,7 +23,8 @@ from vqcodec.metrics import ms_ssim, psnr
 
 __all__ = ["Panel", "Comparison", "compare", "fit_budget", "DEFAULT_CODECS"]
 
-#: The codecs a comparison runs beside vqcodec, by key of :mod:`vqcodec.comparison.codecs`.
+#: The codecs a comparison runs beside vqcodec, by key of :mod:`vqcodec.comparison.codecs`: those with a
+#: 0..100 quality to search (JPEG 2000's setting is a target rate, not a quality).
 DEFAULT_CODECS = ("webp", "avif", "jpeg")
 #: Quality range searched for each codec (Pillow's full range).
 QUALITIES = (0, 100)
@@ -131,9 +132,9 @@ def compare(
 
     if sum(v is not None for v in (quality, size, bpp)) > 1:
         raise ValueError("give one of quality, size and bpp")
-    unknown = [key for key in codecs if key not in pillow_codecs.BY_KEY]
+    unknown = [key for key in codecs if key not in DEFAULT_CODECS]
     if unknown:
-        raise ValueError(f"unknown codec {unknown[0]!r}; known: {', '.join(pillow_codecs.BY_KEY)}")
+        raise ValueError(f"unknown codec {unknown[0]!r}; known: {', '.join(DEFAULT_CODECS)}")
     original = images.load_image(image, max_pixels)
     if name is None:
         name = Path(os.fspath(image)).name if isinstance(image, (str, os.PathLike)) else "image"
@@ -143,7 +144,7 @@ def compare(
         size = max(1, math.floor(bpp * original.width * original.height / 8))
     model = loading.resolve_model(model)
     data = coding.compress(original, quality, model, size=size)
-    decoded = coding.decompress(data, model)
+    decoded = coding.decompress(data, model, max_pixels=max_pixels)
     width, height = original.size
     scores = _scores(original, decoded)
     panels = [Panel("vqcodec", coding.describe_coding(data), data, decoded, len(data),

@@ -59,7 +59,7 @@ def default_crop(original: Image.Image, side: int = CROP) -> tuple[int, int]:
 
 def _label(comparison: Comparison, panel) -> str:
     if panel.image is None:
-        return f"<b>{html.escape(panel.codec)}</b><br>{html.escape(panel.note)}"
+        return f"<b>{html.escape(panel.codec)}</b>"
     return (
         f"<b>{html.escape(panel.codec)}</b> · {html.escape(panel.setting)}<br>"
         f"{panel.nbytes:,} bytes · {panel.bpp:.3f} bpp<br>"
@@ -139,11 +139,12 @@ def render_index(entries: list[tuple[str, Comparison]], *, made: str) -> str:
     )
 
 
-def crop_picture(comparison: Comparison, start: tuple[int, int] | None = None, side: int = 128,
-                 zoom: int = 2) -> Image.Image:
-    """The same ``side`` x ``side`` crop of the original and of every panel's image, enlarged ``zoom`` times,
-    side by side, each labelled with codec, bytes and PSNR (for a README or a report)."""
+def crop_picture(comparison: Comparison, start: tuple[int, int] | None = None, zoom: int = 1) -> Image.Image:
+    """The page's first crop (``CROP // zoom`` image pixels from ``start``, default :func:`default_crop`) of the
+    original and of every panel's image, enlarged ``zoom`` times, side by side, each labelled with codec, bytes
+    and PSNR (for a README or a report)."""
     original = comparison.original
+    side = CROP // zoom
     x, y = start if start is not None else default_crop(original, side)
     box = (x, y, min(x + side, original.width), min(y + side, original.height))
     tiles = [("original", "", original)] + [

@@ -14,7 +14,7 @@ import vqcodec.model.layers  # noqa: F401  (registers GDN and ResidualBlock, so 
 from vqcodec.model.quantizer import ResidualVectorQuantizer, _replica_context
 from vqcodec.model.transforms import build_transforms, deserialize_transforms, latent_region
 
-__all__ = ["VQVAEModel"]
+__all__ = ["VQVAEModel", "scale_for_replicas"]
 
 def scale_for_replicas(loss):
     """Divides a per-replica mean loss by the replica count under ``tf.distribute``.
