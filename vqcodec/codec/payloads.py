@@ -4,8 +4,9 @@ Why: Pillow forgives. It fills the rows a short PNG lacks with zeros, ignores
 bytes after a PNG's end or a WebP's RIFF chunk, decodes lossy and animated
 WebP, and warns (or refuses) by its own pixel limit. A payload must instead
 be exactly what the encoder writes (FORMAT.md, *Image payloads*): one
-non-interlaced 8-bit PNG of IHDR, IDAT and IEND chunks with every row present and nothing after IEND, or one simple-format lossless
-WebP (a single VP8L chunk filling the RIFF file). These checks read the
+non-interlaced 8-bit PNG of IHDR, IDAT and IEND chunks with every row
+present and nothing after IEND, or one simple-format lossless WebP (a single
+VP8L chunk filling the RIFF file). These checks read the
 structure and, for PNG, inflate the pixel data once with a bounded buffer,
 so they cost time linear in the payload and the image, and no image-sized
 memory; anything else is a ``bitstream.CorruptDataError``.
