@@ -6,9 +6,9 @@ Decoders"). Causality comes from padding, not masks: a *vertical* stack sees
 the rows above (its input is shifted down one row, its convolutions pad only
 at the top) and a *horizontal* stack sees the positions to the left in the
 row (shifted right one column, padded only on the left); their sum at a
-position sees exactly what precedes it, with no blind spot. Because nothing
-looks down, the logits of row ``i`` depend on rows ``<= i`` only, which
-sampling uses to run on the rows drawn so far.
+position sees exactly what precedes it, with no blind spot. So sampling runs
+the whole grid through one compiled prediction at every step: the positions
+not drawn yet cannot reach the logits of the one being drawn.
 
 Its negative log-likelihood is the ideal code length of a grid, so
 :meth:`PixelCNNPrior.bits` says what an entropy coder driven by it would spend.
@@ -187,8 +187,7 @@ class PixelCNNPrior(keras.Model):
         grids = np.zeros((int(num_samples), height, width), np.int32)
         for i in range(height):
             for j in range(width):
-                # Rows below i do not reach row i's logits: run on the rows drawn so far.
-                logits = self(grids[:, : i + 1], training=False)[:, i, j, :]
+                logits = self.predict_on_batch(grids)[:, i, j, :]  # one compiled function, one grid shape
                 draw = keras.random.categorical(ops.cast(logits, "float32") / temperature, 1, seed=generator)
                 grids[:, i, j] = ops.convert_to_numpy(draw)[:, 0]
         return grids
