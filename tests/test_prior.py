@@ -46,7 +46,7 @@ def test_learns_checkerboards(trained_prior):
     held_out = checkerboards(64, seed=1)
     bits = prior.bits(held_out)
     assert bits.shape == (64,)
-    # Seen: 6.1 bits a grid (ideal 5.8); a uniform code spends 108.
+    # Seen: 6.0 bits a grid (ideal 5.8); a uniform code spends 108.
     assert bits.mean() < 0.25 * uniform, bits.mean()
     # A grid breaking the rule costs far more than one keeping it.
     broken = held_out.copy()
@@ -60,12 +60,12 @@ def test_samples_follow_the_rule_and_repeat_with_a_seed(trained_prior):
     samples = prior.sample(32, seed=1)
     assert samples.shape == (32, H, W) and samples.dtype == np.int32
     assert samples.min() >= 0 and samples.max() < K
-    # By chance a grid follows the rule with probability about 8**-34; seen: 32 of 32.
-    assert sum(follows_rule(g) for g in samples) >= 24
+    # By chance a grid follows the rule with probability about 8**-34; seen: 28 of 32.
+    assert sum(follows_rule(g) for g in samples) >= 20
     np.testing.assert_array_equal(prior.sample(32, seed=1), samples)
     assert not np.array_equal(prior.sample(32, seed=2), samples)
     # A low temperature follows the rule at least as well.
-    assert sum(follows_rule(g) for g in prior.sample(16, seed=3, temperature=0.5)) >= 14
+    assert sum(follows_rule(g) for g in prior.sample(16, seed=3, temperature=0.5)) >= 14  # seen: 16 of 16
 
 
 def test_keras_round_trip(trained_prior, tmp_path):
@@ -197,6 +197,6 @@ def test_prior_under_jax_backend(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
-    assert result["bits"] < 0.25 * 36 * 3, result  # seen: 6.2 bits a grid
-    assert result["rule"] >= 12, result  # seen: 15 of 16 (tf: 16 of 16)
+    assert result["bits"] < 0.25 * 36 * 3, result  # seen: 6.0 bits a grid
+    assert result["rule"] >= 12, result  # seen: 16 of 16
     assert result["repeat"] and result["round_trip"] == 0.0, result

@@ -13,9 +13,6 @@ from vqcodec.cli.checks import (
 )
 from vqcodec.cli.console import own_warnings, report
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp", ".gif", ".avif"}
-
-
 def add_arguments(p) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image(s), or a folder of images")
     p.add_argument("-q", "--quality", type=int, default=None, metavar="Q", help="vqcodec's quality 0..100 (default 75)")
@@ -41,8 +38,10 @@ def add_arguments(p) -> None:
 def _images(args) -> tuple[list[str], bool]:
     """The input images, and whether they came from a folder."""
     if len(args.inputs) == 1 and Path(args.inputs[0]).is_dir():
-        folder = Path(args.inputs[0])
-        found = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        from vqcodec.codec.batch import image_suffixes
+
+        folder, suffixes = Path(args.inputs[0]), image_suffixes()
+        found = sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         if not found:
             raise CLIError(f"{folder}: no images in this folder")
         return found, True

@@ -36,6 +36,8 @@ __all__ = [
     "split_finished",
     "pixels_of",
     "code_source",
+    "header_pixels",
+    "finished_output",
     "output_format",
     "attempt",
     "image_suffixes",
@@ -132,28 +134,27 @@ def _walk(root: Path, exclude: Path | None) -> Iterator[Path]:
             yield here / name
 
 
-def _image_pixels(path: Path) -> int:
-    """Pixels of an image Pillow can open (header only); raises for anything else."""
-    from vqcodec.codec.images import open_header
+def header_pixels(f, direction: str) -> int:
+    """The pixels the input open as binary file ``f`` will code to, from its header (an image Pillow opens to
+    compress, a ``.vqc`` to decompress); raises for anything else."""
+    if direction == COMPRESS:
+        from vqcodec.codec.images import open_header
 
-    with open_header(path) as img:
-        if img.format == "VQC":
-            raise ValueError("a .vqc file")
-        return img.width * img.height
-
-
-def _vqc_pixels(path: Path) -> int:
+        with open_header(f) as img:
+            if img.format == "VQC":
+                raise ValueError("a .vqc file")
+            return img.width * img.height
     import bitstream
 
-    with open(path, "rb") as f:
-        header = bitstream.read_header(f.read(4096))
+    header = bitstream.read_header(f.read(4096))
     return header.width * header.height
 
 
 def pixels_of(path: Path, direction: str) -> int:
     """The pixels an input will code to, from its header; 0 when it cannot be read (the coding reports why)."""
     try:
-        return _image_pixels(path) if direction == COMPRESS else _vqc_pixels(path)
+        with open(path, "rb") as f:
+            return header_pixels(f, direction)
     except Exception:
         return 0
 
@@ -179,16 +180,15 @@ def plan_folder(root: str | os.PathLike, out_root: str | os.PathLike, direction:
                 plan.skipped.append(path)
                 continue
             target = out_root / relative.with_suffix(VQC_SUFFIX)
-            measure = _image_pixels
         else:
             if suffix != VQC_SUFFIX:
                 plan.skipped.append(path)
                 continue
             target = out_root / relative.with_suffix(out_suffix)
-            measure = _vqc_pixels
         task = Task(path, target)
         try:
-            task = Task(path, target, measure(path))
+            with open(path, "rb") as f:
+                task = Task(path, target, header_pixels(f, direction))
         except Exception as exc:
             if direction == COMPRESS and suffix not in suffixes:
                 plan.skipped.append(path)
@@ -224,23 +224,29 @@ def describe(exc: BaseException) -> str:
     return text if isinstance(exc, plain) else f"{type(exc).__name__}: {text}"
 
 
-def _complete(task: Task, direction: str) -> bool:
-    """True when ``task.target`` is a finished output (checked, not just present)."""
-    if not task.target.is_file():
-        return False
+def finished_output(data: bytes, direction: str) -> bool:
+    """True when ``data`` is a finished output of ``direction`` (a ``.vqc`` whose checksum holds, an image Pillow
+    verifies), not just something under the target's name."""
     try:
         if direction == COMPRESS:
             import bitstream
 
-            bitstream.unpack(task.target.read_bytes(), max_pixels=None)
+            bitstream.unpack(data, max_pixels=None)
         else:
+            import io
+
             from vqcodec.codec.images import open_header
 
-            with open_header(task.target) as img:
+            with open_header(io.BytesIO(data)) as img:
                 img.verify()
         return True
     except Exception:
         return False
+
+
+def _complete(task: Task, direction: str) -> bool:
+    """True when ``task.target`` is a finished output (checked, not just present)."""
+    return task.target.is_file() and finished_output(task.target.read_bytes(), direction)
 
 
 class _SaveError(ValueError):

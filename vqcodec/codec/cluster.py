@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from vqcodec.codec.batch import (
-    COMPRESS, VQC_SUFFIX, FolderPlan, Outcome, ProgressCallback, Task, attempt, code_source, describe, image_suffixes,
-    output_format,
+    COMPRESS, VQC_SUFFIX, FolderPlan, Outcome, ProgressCallback, Task, attempt, code_source, describe,
+    finished_output, header_pixels, image_suffixes, output_format,
 )
 from vqcodec.extras import require
 
@@ -63,22 +63,6 @@ def _is_local(fs) -> bool:
 # -- planning ---------------------------------------------------------------------------------------------------
 
 
-def _pixels(fs, path: str, direction: str) -> int:
-    """The pixels a source will code to, from its header (a small read); raises when it is unreadable."""
-    from vqcodec.codec.images import open_header
-
-    with fs.open(path, "rb") as f:
-        if direction == COMPRESS:
-            with open_header(f) as img:
-                if img.format == "VQC":
-                    raise ValueError("a .vqc file")
-                return img.width * img.height
-        import bitstream
-
-        header = bitstream.read_header(f.read(4096))
-        return header.width * header.height
-
-
 def plan_tree(src: str, dst: str, direction: str, out_suffix: str = ".png") -> FolderPlan:
     """The tasks of mirroring ``src`` into ``dst`` (paths or fsspec URLs): the folder mode's plan
     (:func:`vqcodec.codec.batch.plan_folder`), the headers read a few at a time."""
@@ -111,7 +95,8 @@ def plan_tree(src: str, dst: str, direction: str, out_suffix: str = ".png") -> F
     def measured(item):
         path, target, suffix = item
         try:
-            return item, _pixels(fs_in, path, direction), None
+            with fs_in.open(path, "rb") as f:
+                return item, header_pixels(f, direction), None
         except Exception as exc:  # noqa: BLE001  (the file's failure, reported by name)
             return item, 0, exc
 
@@ -157,20 +142,8 @@ class _ModelPlugin(_PluginBase):
 def _complete(fs, path: str, direction: str) -> bool:
     """The target holds a finished output (checked, not just present)."""
     try:
-        if not fs.isfile(path):
-            return False
-        data = fs.cat_file(path)
-        if direction == COMPRESS:
-            import bitstream
-
-            bitstream.unpack(data, max_pixels=None)
-        else:
-            from vqcodec.codec.images import open_header
-
-            with open_header(io.BytesIO(data)) as img:
-                img.verify()
-        return True
-    except Exception:  # noqa: BLE001  (anything unreadable is not finished)
+        return fs.isfile(path) and finished_output(fs.cat_file(path), direction)
+    except OSError:
         return False
 
 
