@@ -21,7 +21,6 @@ __all__ = [
     "FORMAT_VERSION",
     "DEFAULT_MAX_PIXELS",
     "check_pixels",
-    "MAX_CODED_FACTOR",
     "MODES",
     "KINDS",
     "Header",
@@ -33,19 +32,17 @@ __all__ = [
 #: First three bytes of every .vqc file.
 MAGIC = b"VQC"
 #: Format version written by :func:`pack`.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 4
 #: Versions :func:`unpack` reads (version 1: learned payloads only, no kind byte; version 2: no ecvq kind;
-#: version 3: ecvq files coded at the image's own size; version 4: coded sizes no larger than the image).
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+#: version 3: ecvq files coded at the image's own size).
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 #: Payload kinds, in the order of their code in the kind byte: residual-VQ indices, a lossless
 #: image file, and the indices of a variable-rate ECVQ model at one quality level (version 3).
 KINDS = ("learned", "lossless", "ecvq")
 _MODEL_KINDS = frozenset({"learned", "ecvq"})
 #: Kinds each version knows, by code (version 4 retired the learned kind).
-_VERSION_KINDS = {1: ("learned",), 2: ("learned", "lossless"), 3: KINDS, 4: ("lossless", "ecvq"), 5: ("lossless", "ecvq")}
-#: An ecvq file's coded size is at most this many times the image's, in each dimension (version 5; 1 before).
-MAX_CODED_FACTOR = 2
+_VERSION_KINDS = {1: ("learned",), 2: ("learned", "lossless"), 3: KINDS, 4: ("lossless", "ecvq")}
 #: The one pixel limit, the size at which Pillow refuses an image (twice its ``MAX_IMAGE_PIXELS``, where it only
 #: warns): files announcing more pixels are
 #: refused before any allocation, and the codec refuses to read or code larger images (``max_pixels`` raises it).
@@ -81,8 +78,7 @@ class Header:
     ``latent_height``, ``latent_width``: shape of the coded index grids (0 for lossless).
     ``tile_size``: latent tile size used by the tiled decoder, 0 = untiled.
     ``coded_width``, ``coded_height``: the size the model coded (ecvq only; 0 = the image's own size), at most
-    :data:`MAX_CODED_FACTOR` times the image's in each dimension: the decoded image is resampled to ``width`` x
-    ``height`` (a smaller one up, for low rates; a larger one down, for the highest).
+    the image's: a smaller one is upsampled to ``width`` x ``height`` when decoding.
     """
 
     model_fingerprint: bytes | None
@@ -126,8 +122,8 @@ class Header:
             ("latent_height", low, MAX_DIMENSION if learned else 0),
             ("latent_width", low, MAX_DIMENSION if learned else 0),
             ("tile_size", 0, MAX_TILE_SIZE if learned else 0),
-            ("coded_width", int(ecvq), MAX_CODED_FACTOR * self.width if ecvq and isinstance(self.width, int) else 0),
-            ("coded_height", int(ecvq), MAX_CODED_FACTOR * self.height if ecvq and isinstance(self.height, int) else 0),
+            ("coded_width", int(ecvq), self.width if ecvq and isinstance(self.width, int) else 0),
+            ("coded_height", int(ecvq), self.height if ecvq and isinstance(self.height, int) else 0),
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -150,13 +146,8 @@ class Header:
         return self.level + 1 if self.kind == "ecvq" else self.num_stages
 
     @property
-    def coded_pixels(self) -> int:
-        """Pixels of the image the model coded (the image's own for lossless files)."""
-        return self.coded_width * self.coded_height if self.kind == "ecvq" else self.pixels
-
-    @property
     def resampled(self) -> bool:
-        """The model coded an image of another size than this file holds (ecvq only)."""
+        """The model coded a smaller image than this file holds (ecvq only)."""
         return self.kind == "ecvq" and (self.coded_width, self.coded_height) != (self.width, self.height)
 
     @property
@@ -274,8 +265,6 @@ def _parse_header(data: bytes) -> tuple[Header, int]:
         header = Header(model_fingerprint=fingerprint, mode=MODES[mode_byte], kind=kind, **fields)
     except ValueError as exc:
         raise CorruptDataError(f"invalid header: {exc}") from None
-    if version == 4 and (header.coded_width > header.width or header.coded_height > header.height):
-        raise CorruptDataError("invalid header: a version 4 file's coded size is larger than its image")
     return header, pos
 
 
@@ -337,8 +326,6 @@ def unpack(
         )
     if max_pixels is not None:
         check_pixels(header.width, header.height, max_pixels)
-        if header.coded_pixels > header.pixels:
-            check_pixels(header.coded_width, header.coded_height, max_pixels, "coded image")
     if (
         expected_fingerprint is not None
         and header.kind in _MODEL_KINDS

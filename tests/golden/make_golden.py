@@ -6,9 +6,8 @@ The files pin the byte format: tests/test_bitstream_golden.py checks that
 every file still reads as recorded and decodes to its recorded indices, and
 that files of the current version are reproduced byte for byte. Files of
 earlier versions are kept as they are, since readers must still read them;
-this script writes the current version's files from version 3's (the same
-headers, payloads and indices) and adds one ecvq file coded at a smaller size
-and one coded at a larger size than its image.
+this script writes the current version's files from them (the same headers,
+payloads and indices) and adds one ecvq file coded at a smaller size.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import re
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -50,8 +48,8 @@ def main() -> None:
         sys.exit("golden files of this version exist; pass --force to overwrite them (only for a new format version)")
     written = []
     for source in kept:
-        if source["header"]["kind"] == "learned" or re.search(r"\.v\d+\.vqc$", source["file"]):
-            continue  # no longer written, or a later version's copy of a version 3 file
+        if source["header"]["kind"] == "learned":
+            continue  # no longer written
         data = (HERE / source["file"]).read_bytes()
         header, payload, alpha = bitstream.unpack(data, max_pixels=None)
         stem = source["file"].removesuffix(".vqc")
@@ -60,9 +58,6 @@ def main() -> None:
             big = dataclasses.replace(header, width=2 * header.width, height=2 * header.height,
                                       coded_width=header.width, coded_height=header.height)
             written.append(_entry(f"{stem}.resampled.v{bitstream.FORMAT_VERSION}.vqc", big, payload, alpha, source))
-            small = dataclasses.replace(header, width=-(-header.width // 2), height=-(-header.height // 2),
-                                        coded_width=header.width, coded_height=header.height)
-            written.append(_entry(f"{stem}.enlarged.v{bitstream.FORMAT_VERSION}.vqc", small, payload, alpha, source))
     (HERE / "manifest.json").write_text(json.dumps(kept + written, indent=2) + "\n")
 
 

@@ -10,9 +10,7 @@ of the model's operating points (:func:`vqcodec.quality.level_of`): a level
 is coded at. Below about 0.3 bpp a smaller image at a finer level beats the
 whole image at a coarse one: the encoder downscales it (Lanczos), the header
 records the coded size, and the decoder upsamples the decoded image back
-(Lanczos). At the top the image is coded enlarged, and the decoded image is
-downscaled: the transforms alone cap the full-size image's PSNR. Index grids
-are (latent rows, latent columns, code groups).
+(Lanczos). Index grids are (latent rows, latent columns, code groups).
 """
 
 from __future__ import annotations
@@ -80,14 +78,9 @@ def _pad(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def coded_size(width: int, height: int, scale: float, max_pixels: int | None = None) -> tuple[int, int]:
-    """The size an image of ``width`` x ``height`` is coded at, at ``scale``: an enlargement is cut to the largest
-    within ``max_pixels`` (None: ``bitstream.DEFAULT_MAX_PIXELS``), so every file made decodes under that limit."""
-    coded = max(1, round(width * scale)), max(1, round(height * scale))
-    if scale > 1 and coded[0] * coded[1] > _limit(max_pixels):
-        fit = max(1.0, math.sqrt(_limit(max_pixels) / (width * height)))
-        coded = max(width, math.floor(width * fit)), max(height, math.floor(height * fit))
-    return coded
+def coded_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """The size an image of ``width`` x ``height`` is coded at, at ``scale``."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 class _Source:
@@ -95,18 +88,14 @@ class _Source:
 
     def __init__(self, image, max_pixels: int | None = None):
         self.img = load_image(image, max_pixels)
-        self.max_pixels = max_pixels
         self.rgb, self.alpha = _split(self.img)
         self._padded: dict[float, np.ndarray] = {}
-
-    def coded_size(self, scale: float) -> tuple[int, int]:
-        return coded_size(self.img.width, self.img.height, scale, self.max_pixels)
 
     def padded(self, scale: float) -> np.ndarray:
         if scale not in self._padded:
             rgb = self.rgb
-            if self.coded_size(scale) != self.img.size:
-                size = self.coded_size(scale)
+            if scale != 1.0:
+                size = coded_size(self.img.width, self.img.height, scale)
                 rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
             self._padded[scale] = _pad(rgb)
         return self._padded[scale]
@@ -155,9 +144,9 @@ class _Codings:
         """The image the candidate's file decodes to, at the image's size."""
         if candidate not in self._decoded:
             img, (level, scale) = self.source.img, candidate
-            w, h = self.source.coded_size(scale)
+            w, h = coded_size(img.width, img.height, scale)
             out = decode_image(self.model, self.grid(candidate), level + 1, w, h, self.timings)
-            self._decoded[candidate] = out if out.size == img.size else out.resize(img.size, Image.Resampling.LANCZOS)
+            self._decoded[candidate] = out if scale == 1.0 else out.resize(img.size, Image.Resampling.LANCZOS)
         return self._decoded[candidate]
 
     def chosen(self, point: int) -> tuple[int, float]:
@@ -280,7 +269,7 @@ def _learned_file(model: CodecModel, source: _Source, grid: np.ndarray, candidat
     """The ``.vqc`` file of an index grid (h, w, G) coded at ``candidate`` (level index, scale), with the alpha
     plane as a PNG section."""
     img, (level, scale) = source.img, candidate
-    coded_width, coded_height = source.coded_size(scale)
+    coded_width, coded_height = coded_size(img.width, img.height, scale)
     with timed(timings, "entropy"):
         fingerprint = model_data(model)[0]
         payload = _tables(model).encode(grid, level)

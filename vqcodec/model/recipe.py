@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from bitstream import MAX_CODED_FACTOR
-
 __all__ = ["STRIDE", "Recipe", "SHIPPED", "check_ladder", "default_ladder"]
 
 #: Pixels per latent along each axis: three stride-2 stages.
@@ -42,12 +40,11 @@ class Recipe:
     #: The quality scale's operating points, from the smallest files up: (level index, coded scale), and
     #: optionally the (level, scale) pairs the encoder may choose instead for an image; None: every level at
     #: full size. Below about 0.3 bpp a smaller image at a finer level beats the full-size image at a coarse
-    #: level; from there to the default it depends on the image, so the encoder chooses. The top point codes the
-    #: image enlarged: the transforms alone reconstruct about 38 dB, and a larger image has more latents a pixel.
+    #: level; from there to the default it depends on the image, so the encoder chooses.
     ladder: tuple[tuple, ...] | None = (
         (0, 1 / 3), (2, 1 / 3), (4, 1 / 3), (6, 1 / 3), (6, 1 / 2), (7, 1 / 2),
         (4, 1.0, ((5, 2 / 3),)), (5, 1.0, ((6, 2 / 3),)), (6, 1.0, ((7, 2 / 3),)),
-        (7, 1.0), (8, 1.0), (9, 1.0), (9, 1.75),
+        (7, 1.0), (8, 1.0), (9, 1.0),
     )
     commitment_cost: float = 0.25
     temperature: float = 1.0
@@ -74,15 +71,13 @@ SHIPPED = Recipe()
 
 
 def check_ladder(ladder, num_levels: int) -> tuple[tuple[int, float, tuple], ...]:
-    """Operating points, checked and normalised: (level index, scale in (0, MAX_CODED_FACTOR], alternatives), the
-    alternatives being more (level, scale) pairs the encoder may choose instead for an image."""
+    """Operating points, checked and normalised: (level index, scale in (0, 1], alternatives), the alternatives
+    being more (level, scale) pairs the encoder may choose instead for an image."""
 
     def pair(entry) -> tuple[int, float]:
         level, scale = int(entry[0]), float(entry[1])
-        if not 0 <= level < num_levels or not 0 < scale <= MAX_CODED_FACTOR:
-            raise ValueError(
-                f"a ladder point is (level in 0..{num_levels - 1}, scale in (0, {MAX_CODED_FACTOR}]), got {list(entry)!r}"
-            )
+        if not 0 <= level < num_levels or not 0 < scale <= 1:
+            raise ValueError(f"a ladder point is (level in 0..{num_levels - 1}, scale in (0, 1]), got {list(entry)!r}")
         return level, scale
 
     points = tuple(pair(e) + (tuple(pair(a) for a in (e[2] if len(e) > 2 else ())),) for e in ladder)
