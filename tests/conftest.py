@@ -44,11 +44,12 @@ def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img / img.max() * 255 + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
 
 
-def build_tiny_model(path, seed: int = 0, ladder=None) -> str:
+def build_tiny_model(path, seed: int = 0, ladder=None, lambdas=(0.001, 0.01, 0.1)) -> str:
     """A tiny untrained codec model of the shipped design, coding tables fitted, saved to ``path``.
 
     Three levels; 4 latent channels coded as 4 groups of 16 lattice codes; tables fitted on smooth images.
-    ``ladder``: its operating points (None: the three levels at full size).
+    ``ladder``: its operating points (None: the three levels at full size); ``lambdas``: its levels'
+    rate-distortion trade-offs.
     """
     import keras
 
@@ -57,7 +58,7 @@ def build_tiny_model(path, seed: int = 0, ladder=None) -> str:
     from vqcodec.train.evaluation import refit_coding_tables
 
     keras.utils.set_random_seed(seed)  # the layers' initial weights, not only the quantiser's draws
-    recipe = Recipe(channels=8, embedding_dim=4, res_blocks=1, num_embeddings=16, lambdas=(0.001, 0.01, 0.1),
+    recipe = Recipe(channels=8, embedding_dim=4, res_blocks=1, num_embeddings=16, lambdas=tuple(lambdas),
                     gain_range=(1.0, 16.0), table_width=8)
     model = build_codec_model(recipe, seed=seed, ladder=ladder)
     refit_coding_tables(model, np.stack([smooth_image(48, 64, s) for s in range(4)]), rounds=2)

@@ -227,26 +227,33 @@ def test_targets_search_every_operating_point(laddered):
 
 def test_a_point_with_alternatives_codes_the_cheapest_for_its_level(tmp_path_factory):
     """A point may name (level, scale) alternatives; the encoder keeps, per image, the one with the least
-    bpp + lambda * 255^2 * MSE for the point's own level."""
+    bpp + lambda * 255^2 * MSE for the point's own level (the loss it was trained on: pixels in [0, 1])."""
     from conftest import build_tiny_model
 
     folder = tmp_path_factory.mktemp("alternatives")
     ladder = ((0, 1.0), (1, 1.0, ((2, 0.5), (0, 1.0))), (2, 1.0))
-    model = codec.load_model(build_tiny_model(folder / "alt.keras", ladder=ladder))
+    # Trade-offs at which this untrained model's bits and errors both weigh (its MSE is about 0.3).
+    lambdas = (5e-6, 1e-5, 2e-5)
+    model = codec.load_model(build_tiny_model(folder / "alt.keras", ladder=ladder, lambdas=lambdas))
     assert model.operating_points()[1] == (1, 1.0, ((2, 0.5), (0, 1.0)))
     # The same weights with single points: each candidate's own file.
-    singles = [codec.load_model(build_tiny_model(folder / f"single{i}.keras", ladder=(c,)))
+    singles = [codec.load_model(build_tiny_model(folder / f"single{i}.keras", ladder=(c,), lambdas=lambdas))
                for i, c in enumerate(((1, 1.0), (2, 0.5), (0, 1.0)))]
     assert len({codec.model_fingerprint(m) for m in [model, *singles]}) == 1  # the ladder is not decoding state
+    not_the_sharpest = 0
     for seed in range(4):
         image = smooth_image(48, 64, seed=seed)
 
+        def mse(data):
+            decoded = np.asarray(codec.decompress(data, model), np.float64) / 255.0
+            return np.mean((image.astype(np.float64) / 255.0 - decoded) ** 2)
+
         def cost(data):
-            decoded = np.asarray(codec.decompress(data, model), np.float64)
-            mse = np.mean((image.astype(np.float64) - decoded) ** 2)
-            return len(data) * 8 / (64 * 48) + model.lambdas[1] * 255.0**2 * mse
+            return len(data) * 8 / (64 * 48) + lambdas[1] * 255.0**2 * mse(data)
 
         chosen = codec.compress(image, 34, model, lossless=False)
         candidates = [codec.compress(image, 0, single, lossless=False) for single in singles]
         assert chosen in candidates and cost(chosen) == min(cost(c) for c in candidates)
+        not_the_sharpest += mse(chosen) > min(mse(c) for c in candidates)
         np.testing.assert_array_equal(codec.indices_of(image, 34, model), codec.read_indices(chosen, model)[1])
+    assert not_the_sharpest  # the bits weigh: a smaller file with more error wins somewhere

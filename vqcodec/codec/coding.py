@@ -105,8 +105,9 @@ class _Codings:
     """The codings of one image by one model, each candidate (level index, scale) coded and decoded at most once.
 
     An operating point (level, scale, alternatives) is coded as the candidate, among itself and its
-    alternatives, with the least ``bpp + lambda * 255^2 * MSE`` (``lambda``: the point's level's, the loss that
-    level was trained on); a point without alternatives is coded as itself, without decoding.
+    alternatives, with the least ``bpp + lambda * 255^2 * MSE``, pixels in [0, 1] (``lambda``: the point's
+    level's; the loss that level was trained on); a point without alternatives is coded as itself, without
+    decoding.
     """
 
     def __init__(self, model: CodecModel, source: _Source, tile_size: int | None, timings: dict | None, progress=None):
@@ -157,7 +158,7 @@ class _Codings:
             return candidates[0]
         img = self.source.img
         reference = np.asarray(img.convert("RGB"), np.float64)
-        weight = float(self.model.lambdas[level]) * 255.0**2
+        weight = float(self.model.lambdas[level])  # lambda * 255^2 * MSE of [0, 1] pixels = lambda * MSE of 8-bit ones
 
         def cost(candidate) -> float:
             mse = float(np.mean((reference - np.asarray(self.decoded(candidate), np.float64)) ** 2))
