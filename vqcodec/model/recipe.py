@@ -43,7 +43,7 @@ class Recipe:
     #: level; from there to the default it depends on the image, so the encoder chooses.
     ladder: tuple[tuple, ...] | None = (
         (0, 1 / 3), (2, 1 / 3), (4, 1 / 3), (6, 1 / 3), (6, 1 / 2), (7, 1 / 2),
-        (4, 1.0, ((5, 2 / 3),)), (5, 1.0, ((6, 2 / 3),)), (6, 1.0, ((7, 2 / 3),)),
+        (4, 1.0, ((5, 3 / 4),)), (5, 1.0, ((6, 2 / 3),)), (6, 1.0, ((7, 2 / 3),)),
         (7, 1.0), (8, 1.0), (9, 1.0),
     )
     commitment_cost: float = 0.25
