@@ -13,6 +13,7 @@ from PIL import Image
 import bitstream
 import vqcodec
 from vqcodec.codec import default_model_path, model_fingerprint, read_indices
+from vqcodec.codec.coding import coded_size
 from vqcodec.model.recipe import SHIPPED, check_ladder
 from vqcodec.model.recipe import STRIDE as SHIPPED_STRIDE
 from vqcodec.model.variable_rate import VariableRateVQVAE
@@ -55,8 +56,9 @@ def test_default_model_rate_and_quality_rise_with_level():
         decoded = vqcodec.decompress(data)
         assert decoded.size == image.size and decoded.mode == "RGB"
         header, indices = read_indices(data, vqcodec.load_model())
-        level, scale, _ = points[level_of(75 if q is None else q, len(points)) - 1]
-        assert header.kind == "ecvq" and header.level == level and header.resampled == (scale < 1)
+        level, scale, alternatives = points[level_of(75 if q is None else q, len(points)) - 1]
+        codings = {(lv, coded_size(*image.size, s)) for lv, s in [(level, scale), *alternatives]}
+        assert header.kind == "ecvq" and (header.level, (header.coded_width, header.coded_height)) in codings
         sizes.append(len(data))
         scores.append(psnr(reference, np.asarray(decoded)))
     assert sizes == sorted(sizes) and len(set(sizes)) == 3

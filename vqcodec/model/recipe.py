@@ -40,9 +40,11 @@ class Recipe:
     #: The quality scale's operating points, from the smallest files up: (level index, coded scale), and
     #: optionally the (level, scale) pairs the encoder may choose instead for an image; None: every level at
     #: full size. Below about 0.3 bpp a smaller image at a finer level beats the full-size image at a coarse
-    #: level; from there to the default it depends on the image, so the encoder chooses.
+    #: level; how much smaller pays depends on the image (smooth ones take the smaller), so below the default
+    #: every point lets the encoder choose between two codings.
     ladder: tuple[tuple, ...] | None = (
-        (0, 1 / 3), (2, 1 / 3), (4, 1 / 3), (6, 1 / 3), (6, 1 / 2), (7, 1 / 2),
+        (0, 1 / 3, ((1, 1 / 4),)), (2, 1 / 3, ((3, 1 / 4),)), (4, 1 / 3, ((5, 1 / 4),)), (6, 1 / 3, ((7, 1 / 4),)),
+        (6, 1 / 2, ((7, 2 / 5),)), (5, 2 / 3, ((7, 1 / 2),)),
         (4, 1.0, ((5, 3 / 4),)), (5, 1.0, ((6, 2 / 3),)), (6, 1.0, ((7, 2 / 3),)),
         (7, 1.0), (8, 1.0), (9, 1.0),
     )
