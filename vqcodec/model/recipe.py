@@ -41,11 +41,11 @@ class Recipe:
     #: optionally the (level, scale) pairs the encoder may choose instead for an image; None: every level at
     #: full size. Below about 0.3 bpp a smaller image at a finer level beats the full-size image at a coarse
     #: level; how much smaller pays depends on the image (smooth ones take the smaller), so below the default
-    #: every point lets the encoder choose between two codings.
+    #: every point lets the encoder choose among two or three codings.
     ladder: tuple[tuple, ...] | None = (
         (0, 1 / 3, ((1, 1 / 4),)), (2, 1 / 3, ((3, 1 / 4),)), (4, 1 / 3, ((5, 1 / 4),)), (6, 1 / 3, ((7, 1 / 4),)),
         (6, 1 / 2, ((7, 2 / 5),)), (5, 2 / 3, ((7, 1 / 2),)),
-        (4, 1.0, ((5, 3 / 4),)), (5, 1.0, ((6, 2 / 3),)), (6, 1.0, ((7, 2 / 3),)),
+        (4, 1.0, ((5, 3 / 4), (6, 2 / 3))), (5, 1.0, ((6, 2 / 3),)), (6, 1.0, ((7, 2 / 3),)),
         (7, 1.0), (8, 1.0), (9, 1.0),
     )
     commitment_cost: float = 0.25

@@ -25,6 +25,8 @@ V = {"0.8.1": cur,
      "level 6 at 2/3 or 8 at 1/2 for 8 at 1/2": cur[:5] + [(5, 2/3, [(7, 1/2)])],
      "and the next level at 1/4 or 2/5 below": [(0, 1/3, [(1, 1/4)]), (2, 1/3, [(3, 1/4)]), (4, 1/3, [(5, 1/4)]), (6, 1/3, [(7, 1/4)]),
                                                 (6, 1/2, [(7, 2/5)]), (5, 2/3, [(7, 1/2)])]}
+ALSO = [(0, 1/3, [(1, 1/4)]), (2, 1/3, [(3, 1/4)]), (4, 1/3, [(5, 1/4)]), (6, 1/3, [(7, 1/4)]), (6, 1/2, [(7, 2/5)]), (5, 2/3, [(7, 1/2)])]
+TOP2 = [(4, 1.0, [(5, 3/4), (6, 2/3)])] + TOP[1:]  # and level 7 at 2/3 as a second alternative at level 5
 base = {n: curve(d, cur + TOP) for n, d in sets.items()}
 for name, lad in V.items():
     print(name)
@@ -32,3 +34,8 @@ for name, lad in V.items():
         c = curve(d, lad + TOP)
         print(f"   {n:8s} 0.012-0.05 bpp {bd(base[n], c, 0.012, 0.05):+.3f} dB | 0.05-0.15 {bd(base[n], c, 0.05, 0.15):+.3f} | 0.15-0.5 {bd(base[n], c, 0.15, 0.5):+.3f} | points "
               + " ".join(f"{b:.3f}/{q:.2f}" for b, q in c[:7]))
+print("and level 7 at 2/3 as a second alternative at level 5 (quality 50)")
+for n, d in sets.items():
+    c = curve(d, ALSO + TOP2)
+    print(f"   {n:8s} 0.012-0.05 bpp {bd(base[n], c, 0.012, 0.05):+.3f} dB | 0.05-0.15 {bd(base[n], c, 0.05, 0.15):+.3f} | 0.15-0.5 {bd(base[n], c, 0.15, 0.5):+.3f} | points "
+          + " ".join(f"{b:.3f}/{q:.2f}" for b, q in c[:8]))
