@@ -16,7 +16,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.8.1"
+__version__ = "0.8.2"
 
 # Registers .vqc with Pillow, so that after ``import vqcodec`` Image.open("x.vqc")
 # decodes (Pillow + numpy only; the model loads on first decode).
