@@ -41,9 +41,9 @@ prepare() {
     --platform manylinux2014_x86_64 -d $ARMS_DIR/whl "keras==$(python -c 'import keras; print(keras.__version__)')" namex optree
   deflate vqcodec/weights/default.keras $ARMS_DIR/start/model.keras
   cp benchmarks/training/model.state.json $ARMS_DIR/start/
-  git rm -q --cached "${WEIGHTS[@]}"
+  git rm -q --cached --ignore-unmatch "${WEIGHTS[@]}"
   local total
-  total=$(( $(git ls-files -z | xargs -0 cat | wc -c) + $(du -sb $ARMS_DIR | cut -f1) ))
+  total=$(( $(git ls-files -z --cached --others --exclude-standard | xargs -0 cat | wc -c) + $(du -sb $ARMS_DIR | cut -f1) ))
   echo "the working tree that travels: $(( total / 1048576 )) MiB (at most 64)"
   (( total < 63 * 1048576 )) || { echo "too large: cut fewer patches" >&2; exit 1; }
 }
@@ -61,8 +61,8 @@ run_arm() {  # name options
   python3 -m vqcodec.cli train --patches $ARMS_DIR/patches.npz -o "$work/model.keras" --resume "$work/model.keras" \
     --steps "$UNTIL" --until-step "$UNTIL" --minutes "$MIN" --batch-size 32 --accumulate 1 --log-every "${LOG:-500}" \
     --lr "$LR" --seed "${SEED:-0}" $options > "$work/console.txt" 2>&1 || echo "arm $name failed" >> "$work/console.txt"
-  deflate "$work/model.keras" "$OUT/$name/model.keras"
-  tar czf "$OUT/$name/logs.tgz" -C "$work" console.txt model.state.json model.log.csv
+  [[ -f "$work/model.log.csv" ]] && deflate "$work/model.keras" "$OUT/$name/model.keras"  # written by a trained interval
+  (cd "$work" && tar czf "$OUT/$name/logs.tgz" console.txt model.state.json $(ls model.log.csv 2>/dev/null))
 }
 
 run() {
